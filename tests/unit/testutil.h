@@ -1,0 +1,31 @@
+/* Helpers shared by the cmocka unit tests. Tests run from the top of the tree. */
+#ifndef JCLIP_TESTUTIL_H
+#define JCLIP_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "jclip.h"
+
+#define TU_GOLDEN "tests/golden"
+#define TU_MODELS "tests/models"
+
+/* Whole file, NUL-terminated; fails the test if unreadable. Caller frees. */
+char *tu_read(const char *path, size_t *len);
+
+/* A float32 .npy; fails the test if unreadable. Caller frees. */
+float *tu_npy(const char *path, size_t *rows, size_t *cols);
+
+/* Configs to test, from $JCLIP_TEST_CONFIGS (space-separated; default "tiny tiny12"). */
+int tu_configs(char names[][16], int max);
+
+/* Cosine similarity and max abs difference of two vectors. */
+double tu_cosine(const float *a, const float *b, size_t n);
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
+double tu_max_abs(const float *a, size_t n);
+
+#endif
