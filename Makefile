@@ -1,0 +1,88 @@
+# jclip: GNU make. `make` builds ./jclip; `make test` is the quick tier CI runs.
+PREFIX   ?= /usr/local
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
+CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
+LDLIBS   += -lopenblas -lutf8proc -lcjson -lm -lpthread
+BUILD    ?= build
+
+LIB_SRC    := $(sort $(wildcard lib/*.c))
+KERNEL_SRC := $(sort $(wildcard kernels/*_ref.c) kernels/dispatch.c)
+ARCH       := $(shell $(CC) -dumpmachine)
+
+# ISA flags per file, never -march=native: the binary must run on any x86-64.
+ifneq ($(filter x86_64%,$(ARCH)),)
+KERNEL_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
+CPPFLAGS   += -DJC_X86_KERNELS
+$(BUILD)/kernels/%_avx2.o: CFLAGS += -mavx2 -mfma
+$(BUILD)/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+endif
+CMD_SRC    := $(sort $(wildcard cmd/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERNEL_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ    := $(CMD_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+GEN        := $(BUILD)/jclip-gen-model
+
+# Test models are generated, never committed.
+MODELS     := tests/models
+TEST_CFGS  := tiny tiny12
+
+.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models
+all: jclip $(GEN)
+
+jclip: $(CMD_OBJ) $(BUILD)/libjclip.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libjclip.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The recipe of the test weights is its own object so that a unit test can check it.
+$(GEN): $(BUILD)/scripts/gen-model.o $(BUILD)/scripts/recipe.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o $(BUILD)/scripts/recipe.o \
+		$(BUILD)/libjclip.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(MODELS)/%/model.safetensors: $(GEN)
+	@mkdir -p $(dir $@)
+	$(GEN) $* $(MODELS)/$* >/dev/null
+
+models: $(TEST_CFGS:%=$(MODELS)/%/model.safetensors)
+
+# Tests run under LC_ALL=C from the top of the tree.
+export LC_ALL := C
+
+test: test-unit test-cli
+
+test-unit: $(UNIT_BIN) jclip models
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; JCLIP_TEST_CONFIGS="$(TEST_CFGS)" $$t; done
+
+test-cli: jclip models
+	bats tests/cli
+
+# The full-size (jina-clip-v1 dimensions) golden check: ~900 MB of generated weights.
+test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
+	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_golden
+
+install: jclip
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 jclip $(DESTDIR)$(PREFIX)/bin/jclip
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+check-style:
+	clang-format --dry-run --Werror cmd/*.c cmd/*.h lib/*.c lib/*.h kernels/*.c kernels/*.h scripts/*.c tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf $(BUILD) jclip $(MODELS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,237 @@
+/*
+ * libjclip: jina-clip-v1 inference on the CPU.
+ *
+ * A model directory (config.json, model.safetensors, tokenizer files) is opened once; the
+ * weights stay memory-mapped and read-only. Texts are tokenized with the model's own
+ * WordPiece vocabulary and run through the JinaBERT text tower; the result is one vector
+ * per text in the shared embedding space.
+ *
+ *     struct jc_model *m;
+ *     if (jc_model_open(&m, dir, JC_LOAD_TEXT) < 0)
+ *         die("%s", jc_errmsg());
+ *     int32_t *ids; size_t n, full;
+ *     jc_tokenize(jc_model_tokenizer(m), "a photo of a cat", 16, 8192, &ids, &n, &full);
+ *     float *v = malloc(jc_model_dim(m) * sizeof *v);
+ *     const int32_t *seqs[1] = {ids};
+ *     jc_embed_texts(m, seqs, &n, 1, 0, v);
+ *     free(ids); free(v); jc_model_free(m);
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative JC_E* code on
+ * failure; the message for the last failure of the calling thread is read with
+ * jc_errmsg(). Nothing here prints or exits. Memory a function returns is the caller's to
+ * free() unless its comment says otherwise.
+ */
+#ifndef JCLIP_H
+#define JCLIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JCLIP_VERSION "0.1.0"
+
+enum jc_status {
+    JC_OK = 0,
+    JC_ENOMEM = -1,    /* allocation failed */
+    JC_EIO = -2,       /* a file could not be opened, read, mapped or written */
+    JC_EFORMAT = -3,   /* a file is malformed: JSON, safetensors, image, .npy */
+    JC_ENOTFOUND = -4, /* no model directory, or a tensor or file missing from it */
+    JC_ESHAPE = -5,    /* a tensor has the wrong shape or dtype for the config */
+    JC_EINVAL = -6,    /* a bad argument: an option value, an empty batch */
+    JC_ELIMIT = -7,    /* an input exceeds a limit (pixels, tokens, bytes) */
+};
+
+/* Message of the calling thread's last failure; "" if none. Owned by the library. */
+const char *jc_errmsg(void);
+
+/* ---- threads and BLAS --------------------------------------------------------------- */
+
+/*
+ * Fix OpenBLAS's core type before any GEMM runs. When OPENBLAS_CORETYPE is unset and
+ * OpenBLAS picked a kernel family below what this CPU and OS support, sets the variable and
+ * re-executes the program (argv as given). Returns 0 if nothing needed doing; does not
+ * return when it re-executes; returns a negative code if re-executing failed (the program
+ * can still run, only slower).
+ */
+int jc_blas_fix_coretype(char **argv);
+
+/* The core type OpenBLAS reports ("SkylakeX", "Haswell", ...). Owned by OpenBLAS. */
+const char *jc_blas_corename(void);
+
+/* The best OpenBLAS core type for this CPU, or NULL when the CPU is not x86-64. */
+const char *jc_blas_best_coretype(void);
+
+/*
+ * Whether OpenBLAS core type `have` is below `want` (both OpenBLAS names). Unknown names
+ * are never "below", so an unfamiliar OpenBLAS is left alone.
+ */
+bool jc_blas_coretype_below(const char *have, const char *want);
+
+/* Sets the thread count of OpenBLAS and of jclip's own pool; n <= 0 means all cores. */
+void jc_set_threads(int n);
+int jc_threads(void);
+
+/* Name of the kernel table in use: "ref", "avx2", "avx512" or "neon". */
+const char *jc_isa_name(void);
+
+/* How many kernels of the table in use replace the scalar reference ones. */
+int jc_isa_specialised(void);
+
+/* Fails with JC_EINVAL when $JCLIP_ISA names a table that is unknown or cannot run here. */
+int jc_isa_check(void);
+
+/* ---- model ---------------------------------------------------------------------------- */
+
+/*
+ * Finds the model directory: `dir` if not NULL, else $JCLIP_MODEL, else the Hugging Face
+ * cache ($HF_HOME/hub or ~/.cache/huggingface/hub, repository jinaai/jina-clip-v1, the
+ * snapshot refs/main names, else the newest). On success *out is a malloc'd path. On
+ * failure the message lists every place looked at and how to get the model.
+ */
+int jc_model_locate(const char *dir, char **out);
+
+enum jc_load {
+    JC_LOAD_TOKENIZER = 1, /* tokenizer.json, else vocab.txt */
+    JC_LOAD_TEXT = 2,      /* text tower weights (implies the tokenizer) */
+    JC_LOAD_VISION = 4,    /* vision tower weights */
+    JC_LOAD_INFO = 8,      /* the tensor table and config only: no weights are read */
+};
+
+struct jc_model;
+
+/*
+ * Opens a model directory and validates what `what` asks for: config.json always; the
+ * safetensors header and every tensor of the requested towers (name, dtype, shape, byte
+ * range) before any weight is touched. On success *out is the model (free with
+ * jc_model_free). On failure *out is NULL.
+ */
+int jc_model_open(struct jc_model **out, const char *dir, unsigned what);
+void jc_model_free(struct jc_model *m);
+
+struct jc_text_dims {
+    int vocab, dim, heads, head_dim, layers, intermediate;
+    float eps;
+    int64_t params;
+};
+
+struct jc_vision_dims {
+    int width, heads, head_dim, layers, mlp_hidden, image_size, patch_size;
+    float eps;
+    int64_t params;
+};
+
+struct jc_model_info {
+    const char *dir;   /* owned by the model */
+    const char *dtype; /* dtype of the stored tensors: "F32", "F16", "BF16" or "mixed" */
+    int embed_dim;     /* width of the shared embedding space */
+    float logit_scale; /* the stored parameter; CLIP logits use exp() of it */
+    int64_t params;    /* all parameters in the file */
+    int tensors;       /* tensors in the file */
+    bool has_text, has_vision;
+    struct jc_text_dims text;
+    struct jc_vision_dims vision;
+};
+
+/* Fills *info from the config and tensor table (needs JC_LOAD_INFO, TEXT or VISION). */
+int jc_model_info(const struct jc_model *m, struct jc_model_info *info);
+
+/* Embedding width. */
+int jc_model_dim(const struct jc_model *m);
+
+/* ---- tokenizer ------------------------------------------------------------------------ */
+
+struct jc_tokenizer;
+
+/* The model's tokenizer (JC_LOAD_TOKENIZER or JC_LOAD_TEXT); owned by the model. */
+const struct jc_tokenizer *jc_model_tokenizer(const struct jc_model *m);
+
+/*
+ * Loads the tokenizer of a model directory: tokenizer.json, or vocab.txt when there is no
+ * tokenizer.json. Free with jc_tokenizer_free.
+ */
+int jc_tokenizer_load(struct jc_tokenizer **out, const char *dir);
+
+/* Loads from memory: a tokenizer.json document or a vocab.txt. `name` is used in errors. */
+int jc_tokenizer_from_json(struct jc_tokenizer **out, const char *buf, size_t len,
+                           const char *name);
+int jc_tokenizer_from_vocab(struct jc_tokenizer **out, const char *buf, size_t len,
+                            const char *name);
+void jc_tokenizer_free(struct jc_tokenizer *tk);
+
+/*
+ * BERT uncased WordPiece, byte-for-byte as Hugging Face tokenizers does it. `text` is
+ * `len` bytes of UTF-8 and may contain NUL; invalid bytes count as U+FFFD (deleted).
+ * Adds [CLS] and [SEP]. When the result would exceed max_tokens (>= 2), the content is cut
+ * to max_tokens - 2 ids and [SEP] stays last. *ids (malloc'd, caller frees) gets *n ids;
+ * *n_full, if not NULL, gets the untruncated count.
+ */
+int jc_tokenize(const struct jc_tokenizer *tk, const char *text, size_t len, size_t max_tokens,
+                int32_t **ids, size_t *n, size_t *n_full);
+
+/* The token string of an id, or NULL if out of range. Owned by the tokenizer. */
+const char *jc_tokenizer_token(const struct jc_tokenizer *tk, int32_t id);
+size_t jc_tokenizer_size(const struct jc_tokenizer *tk);
+
+/*
+ * Replaces each maximal invalid UTF-8 sequence in buf[0..len) with U+FFFD (as
+ * Python's errors="replace" does). Returns the number replaced; *out (malloc'd) and
+ * *out_len get the result, or *out is NULL when nothing needed replacing.
+ * Returns JC_ENOMEM on failure.
+ */
+long jc_utf8_repair(const char *buf, size_t len, char **out, size_t *out_len);
+
+/* ---- text tower ----------------------------------------------------------------------- */
+
+enum jc_embed_flags {
+    JC_EMBED_RAW = 1, /* the unnormalised mean-pooled vector instead of the L2-normalised one */
+};
+
+/*
+ * Embeds n token sequences (ids[i] has lens[i] ids, each 1..8192... as the config allows)
+ * into out[n * dim]. Sequences of different lengths are packed, not padded. Id 0 ([PAD])
+ * inside a sequence is masked out of attention and pooling, as the reference does.
+ */
+int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+                   unsigned flags, float *out);
+
+/* L2-normalises v[0..n) in place as the reference does: v / max(|v|, 1e-12). */
+void jc_l2_normalize(float *v, size_t n);
+
+/* ---- images --------------------------------------------------------------------------- */
+
+/* Width and height of an image file, read from its header alone (no pixels decoded). */
+int jc_image_size(const char *path, int *w, int *h);
+
+/* ---- .npy files ----------------------------------------------------------------------- */
+
+/*
+ * Writes a little-endian float32 C-order .npy of rows x cols to `path` atomically: the data
+ * go to a temporary file beside it that is renamed over `path` only after a successful
+ * flush, so a failed run never leaves a partial or truncated file.
+ */
+int jc_npy_write(const char *path, const float *data, size_t rows, size_t cols);
+
+/* Formats the 128-byte-aligned .npy header for float32 [rows, cols]; returns its length. */
+size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols);
+
+/*
+ * A .npy written row by row whose length is not known in advance: rows go to a temporary
+ * file beside `path`; commit writes the final shape into the header, flushes and renames
+ * it into place; abort (or a failed commit) removes the temporary file. Both free `o`.
+ */
+struct jc_npy_out;
+int jc_npy_out_open(struct jc_npy_out **o, const char *path, size_t cols);
+int jc_npy_out_append(struct jc_npy_out *o, const float *rows, size_t n);
+int jc_npy_out_commit(struct jc_npy_out *o);
+void jc_npy_out_abort(struct jc_npy_out *o);
+
+/* The temporary file name of an open writer (for removal from a signal handler). */
+const char *jc_npy_out_tmpname(const struct jc_npy_out *o);
+
+/*
+ * Reads a float32 .npy of 1 or 2 dimensions. *data (malloc'd) gets the values; *rows and
+ * *cols the shape (a 1-d array is 1 x n).
+ */
+int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
+
+#endif
