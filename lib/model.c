@@ -1,0 +1,450 @@
+#include "model.h"
+#include "compute.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONFIG_LIMIT (16u << 20)
+
+/* ---- finding the model ---------------------------------------------------------------- */
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Appends "; <fmt>" to a bounded report of the places looked at. */
+static void note(char *buf, size_t cap, const char *fmt, ...) JC_PRINTF(3, 4);
+static void note(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t o = strlen(buf);
+    va_list ap;
+    if (o && o + 2 < cap)
+        o += snprintf(buf + o, cap - o, "; ");
+    va_start(ap, fmt);
+    if (o < cap)
+        vsnprintf(buf + o, cap - o, fmt, ap);
+    va_end(ap);
+}
+
+/* snprintf into a path buffer; false when it did not fit. */
+static bool pathf(char *buf, size_t cap, const char *fmt, ...) JC_PRINTF(3, 4);
+static bool pathf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* The snapshot refs/main names, else the newest snapshot with a config.json. */
+static char *hf_snapshot(const char *repo, char *report, size_t cap)
+{
+    char path[4096], rev[256] = "";
+    FILE *f;
+    DIR *d;
+    struct dirent *e;
+    char *best = NULL;
+    double best_t = -1;
+
+    if (pathf(path, sizeof path, "%s/refs/main", repo) && (f = fopen(path, "r"))) {
+        if (fgets(rev, sizeof rev, f))
+            rev[strcspn(rev, "\r\n \t")] = '\0';
+        fclose(f);
+    }
+    if (*rev && !strchr(rev, '/')) {
+        if (pathf(path, sizeof path, "%s/snapshots/%s", repo, rev) && is_dir(path))
+            return strdup(path);
+        note(report, cap, "%s (refs/main names a missing snapshot)", path);
+    }
+    if (!pathf(path, sizeof path, "%s/snapshots", repo) || !(d = opendir(path))) {
+        note(report, cap, "%s (not found)", repo);
+        return NULL;
+    }
+    while ((e = readdir(d))) {
+        struct stat st;
+        char cfg[4096];
+        if (e->d_name[0] == '.')
+            continue;
+        if (!pathf(cfg, sizeof cfg, "%s/%s/config.json", path, e->d_name) || stat(cfg, &st) < 0)
+            continue;
+        double t = st.st_mtim.tv_sec + st.st_mtim.tv_nsec * 1e-9;
+        if (t > best_t) {
+            char *dir = jc_path_join(path, e->d_name);
+            if (dir) {
+                free(best);
+                best = dir;
+                best_t = t;
+            }
+        }
+    }
+    closedir(d);
+    if (!best)
+        note(report, cap, "%s (no snapshot with a config.json)", path);
+    return best;
+}
+
+int jc_model_locate(const char *dir, char **out)
+{
+    char report[2048] = "", hub[4096];
+    const char *env;
+
+    *out = NULL;
+    if (dir && *dir) {
+        *out = strdup(dir);
+        return *out ? 0 : jc_fail(JC_ENOMEM, "out of memory");
+    }
+    note(report, sizeof report, "-m/--model (not given)");
+    if ((env = getenv("JCLIP_MODEL")) && *env) {
+        *out = strdup(env);
+        return *out ? 0 : jc_fail(JC_ENOMEM, "out of memory");
+    }
+    note(report, sizeof report, "$JCLIP_MODEL (not set)");
+    if ((env = getenv("HF_HUB_CACHE")) && *env)
+        snprintf(hub, sizeof hub, "%s", env);
+    else if ((env = getenv("HF_HOME")) && *env)
+        snprintf(hub, sizeof hub, "%s/hub", env);
+    else if ((env = getenv("HOME")) && *env)
+        snprintf(hub, sizeof hub, "%s/.cache/huggingface/hub", env);
+    else
+        snprintf(hub, sizeof hub, ".cache/huggingface/hub");
+    char repo[4200];
+    snprintf(repo, sizeof repo, "%s/models--jinaai--jina-clip-v1", hub);
+    if ((*out = hf_snapshot(repo, report, sizeof report)))
+        return 0;
+    return jc_fail(JC_ENOTFOUND,
+                   "no jina-clip-v1 model found; looked at %s; download jinaai/jina-clip-v1 from "
+                   "Hugging Face (e.g. huggingface-cli download jinaai/jina-clip-v1) or pass "
+                   "-m DIR",
+                   report);
+}
+
+/* ---- loading -------------------------------------------------------------------------- */
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define NDIM(...)  ((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+#define GET(m, ptr, name, ...)                                                                     \
+    do {                                                                                           \
+        int rc_ = jc_st_get(&(m)->st, name, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__), &(ptr));        \
+        if (rc_ < 0)                                                                               \
+            return rc_;                                                                            \
+    } while (0)
+
+static const char *tname(char *buf, size_t cap, const char *fmt, int i, const char *leaf)
+{
+    snprintf(buf, cap, fmt, i, leaf);
+    return buf;
+}
+
+static int64_t count_params(const struct jc_st *st, const char *prefix)
+{
+    int64_t n = 0;
+    size_t len = strlen(prefix);
+    for (size_t i = 0; i < st->n; i++)
+        if (!strncmp(st->t[i].name, prefix, len))
+            n += st->t[i].nelem;
+    return n;
+}
+
+/* Text dimensions come from tensor shapes (the config does not carry them), spec section 1. */
+static int text_dims(struct jc_model *m)
+{
+    const char *path = m->st.path;
+    const struct jc_tensor *we =
+        jc_st_find(&m->st, "text_model.transformer.embeddings.word_embeddings.weight");
+    const struct jc_tensor *g;
+    struct jc_text_dims *d = &m->tdims;
+    const char *pre = "text_model.transformer.encoder.layers.";
+    size_t plen = strlen(pre);
+
+    if (!we)
+        return jc_fail(JC_ENOTFOUND,
+                       "%s: tensor 'text_model.transformer.embeddings.word_embeddings.weight' is "
+                       "missing",
+                       path);
+    if (we->ndim != 2 || we->shape[0] < 1 || we->shape[1] < 1 || we->shape[1] > (1 << 16) ||
+        we->shape[0] > (1 << 24))
+        return jc_fail(JC_ESHAPE,
+                       "%s: tensor 'text_model.transformer.embeddings.word_embeddings.weight' has "
+                       "shape %s, expected [vocab, width]",
+                       path, jc_shape_str((char[160]){0}, 160, we->ndim, we->shape));
+    d->vocab = (int)we->shape[0];
+    d->dim = (int)we->shape[1];
+    d->layers = 0;
+    for (size_t i = 0; i < m->st.n; i++) {
+        const char *n = m->st.t[i].name;
+        if (!strncmp(n, pre, plen)) {
+            long l = strtol(n + plen, NULL, 10);
+            if (l >= 0 && l < 1024 && l + 1 > d->layers)
+                d->layers = (int)l + 1;
+        }
+    }
+    if (!d->layers)
+        return jc_fail(JC_ENOTFOUND, "%s: no text encoder layers (%s0.*)", path, pre);
+    g = jc_st_find(&m->st, "text_model.transformer.encoder.layers.0.mlp.gated_layers.weight");
+    if (!g)
+        return jc_fail(JC_ENOTFOUND,
+                       "%s: tensor 'text_model.transformer.encoder.layers.0.mlp.gated_layers."
+                       "weight' is missing",
+                       path);
+    if (g->ndim != 2 || g->shape[0] % 2 || g->shape[0] < 2 || g->shape[1] != d->dim)
+        return jc_fail(JC_ESHAPE,
+                       "%s: tensor 'text_model.transformer.encoder.layers.0.mlp.gated_layers."
+                       "weight' has shape %s, expected [2 * intermediate, %d]",
+                       path, jc_shape_str((char[160]){0}, 160, g->ndim, g->shape), d->dim);
+    d->intermediate = (int)(g->shape[0] / 2);
+    d->heads = m->cfg.t_heads > 0 ? m->cfg.t_heads : d->dim / 64;
+    if (d->heads < 1 || d->dim % d->heads || (d->dim / d->heads) % 2)
+        return jc_fail(JC_EFORMAT, "%s/config.json: %d attention heads do not divide width %d",
+                       m->dir, d->heads, d->dim);
+    d->head_dim = d->dim / d->heads;
+    d->eps = m->cfg.t_eps >= 0 ? (float)m->cfg.t_eps : 1e-12f;
+    /* Where the config does give a dimension, it must agree with the tensors. */
+    if ((m->cfg.t_hidden > 0 && m->cfg.t_hidden != d->dim) ||
+        (m->cfg.t_vocab > 0 && m->cfg.t_vocab != d->vocab) ||
+        (m->cfg.t_layers > 0 && m->cfg.t_layers != d->layers) ||
+        (m->cfg.t_intermediate > 0 && m->cfg.t_intermediate != d->intermediate))
+        return jc_fail(JC_ESHAPE,
+                       "%s/config.json: text dimensions (width %d, vocab %d, layers %d, "
+                       "intermediate %d) do not match the tensors in %s (%d, %d, %d, %d)",
+                       m->dir, m->cfg.t_hidden, m->cfg.t_vocab, m->cfg.t_layers,
+                       m->cfg.t_intermediate, path, d->dim, d->vocab, d->layers, d->intermediate);
+    d->params = count_params(&m->st, "text_model.");
+    return 0;
+}
+
+static int vision_dims(struct jc_model *m)
+{
+    struct jc_vision_dims *v = &m->vdims;
+    const struct jc_config *c = &m->cfg;
+    if (!c->has_vision)
+        return jc_fail(JC_EFORMAT, "%s/config.json: no vision_config", m->dir);
+    v->width = c->v_width;
+    v->head_dim = c->v_head_width;
+    v->heads = c->v_width / c->v_head_width;
+    v->layers = c->v_layers;
+    v->mlp_hidden = (int)(c->v_width * c->v_mlp_ratio);
+    v->image_size = c->v_image_size;
+    v->patch_size = c->v_patch_size;
+    v->eps = 1e-6f;
+    v->params = count_params(&m->st, "vision_model.");
+    return 0;
+}
+
+static int load_text(struct jc_model *m)
+{
+    struct jc_text_tower *t = &m->text;
+    const struct jc_text_dims *d = &m->tdims;
+    const int64_t D = d->dim, I = d->intermediate;
+    char n[256];
+    const char *L = "text_model.transformer.encoder.layers.%d.%s";
+
+    t->dims = *d;
+    GET(m, t->word_emb, "text_model.transformer.embeddings.word_embeddings.weight", d->vocab, D);
+    GET(m, t->type_emb, "text_model.transformer.embeddings.token_type_embeddings.weight", 2, D);
+    GET(m, t->emb_ln_w, "text_model.transformer.emb_ln.weight", D);
+    GET(m, t->emb_ln_b, "text_model.transformer.emb_ln.bias", D);
+    t->layers = jc_calloc((size_t)d->layers, sizeof *t->layers, "the text layers");
+    t->slopes = jc_calloc((size_t)d->heads, sizeof *t->slopes, "the ALiBi slopes");
+    if (!t->layers || !t->slopes)
+        return JC_ENOMEM;
+    jc_alibi_slopes(t->slopes, d->heads);
+    for (int i = 0; i < d->layers; i++) {
+        struct jc_text_layer *l = &t->layers[i];
+        GET(m, l->wqkv, tname(n, sizeof n, L, i, "mixer.Wqkv.weight"), 3 * D, D);
+        GET(m, l->bqkv, tname(n, sizeof n, L, i, "mixer.Wqkv.bias"), 3 * D);
+        GET(m, l->wout, tname(n, sizeof n, L, i, "mixer.out_proj.weight"), D, D);
+        GET(m, l->bout, tname(n, sizeof n, L, i, "mixer.out_proj.bias"), D);
+        GET(m, l->ln1_w, tname(n, sizeof n, L, i, "norm1.weight"), D);
+        GET(m, l->ln1_b, tname(n, sizeof n, L, i, "norm1.bias"), D);
+        GET(m, l->wg, tname(n, sizeof n, L, i, "mlp.gated_layers.weight"), 2 * I, D);
+        GET(m, l->wo, tname(n, sizeof n, L, i, "mlp.wo.weight"), D, I);
+        GET(m, l->bo, tname(n, sizeof n, L, i, "mlp.wo.bias"), D);
+        GET(m, l->ln2_w, tname(n, sizeof n, L, i, "norm2.weight"), D);
+        GET(m, l->ln2_b, tname(n, sizeof n, L, i, "norm2.bias"), D);
+    }
+    return 0;
+}
+
+/* Checks every vision tensor's presence and shape (the tower itself runs elsewhere). */
+static int check_vision(struct jc_model *m)
+{
+    const struct jc_vision_dims *v = &m->vdims;
+    const int64_t W = v->width, H = v->mlp_hidden, P = v->patch_size;
+    const int64_t g = v->image_size / v->patch_size, T = g * g + 1;
+    const char *B = "vision_model.blocks.%d.%s";
+    const float *p;
+    char n[256];
+
+    GET(m, p, "vision_model.cls_token", 1, 1, W);
+    GET(m, p, "vision_model.pos_embed", 1, T, W);
+    GET(m, p, "vision_model.patch_embed.proj.weight", W, 3, P, P);
+    GET(m, p, "vision_model.patch_embed.proj.bias", W);
+    for (int i = 0; i < v->layers; i++) {
+        static const char *const w_w[] = {"attn.q_proj.weight", "attn.k_proj.weight",
+                                          "attn.v_proj.weight", "attn.proj.weight"};
+        static const char *const vec_w[] = {"norm1.weight",
+                                            "norm1.bias",
+                                            "attn.q_bias",
+                                            "attn.v_bias",
+                                            "attn.inner_attn_ln.weight",
+                                            "attn.inner_attn_ln.bias",
+                                            "attn.proj.bias",
+                                            "norm2.weight",
+                                            "norm2.bias",
+                                            "mlp.w3.bias"};
+        static const char *const vec_h[] = {"mlp.w1.bias", "mlp.w2.bias", "mlp.ffn_ln.weight",
+                                            "mlp.ffn_ln.bias"};
+        for (size_t j = 0; j < 4; j++)
+            GET(m, p, tname(n, sizeof n, B, i, w_w[j]), W, W);
+        for (size_t j = 0; j < sizeof vec_w / sizeof *vec_w; j++)
+            GET(m, p, tname(n, sizeof n, B, i, vec_w[j]), W);
+        for (size_t j = 0; j < sizeof vec_h / sizeof *vec_h; j++)
+            GET(m, p, tname(n, sizeof n, B, i, vec_h[j]), H);
+        GET(m, p, tname(n, sizeof n, B, i, "mlp.w1.weight"), H, W);
+        GET(m, p, tname(n, sizeof n, B, i, "mlp.w2.weight"), H, W);
+        GET(m, p, tname(n, sizeof n, B, i, "mlp.w3.weight"), W, H);
+    }
+    GET(m, p, "vision_model.norm.weight", W);
+    GET(m, p, "vision_model.norm.bias", W);
+    return 0;
+}
+
+static int read_logit_scale(struct jc_model *m)
+{
+    const struct jc_tensor *t = jc_st_find(&m->st, "logit_scale");
+    const float *p;
+    if (!t)
+        return jc_fail(JC_ENOTFOUND, "%s: tensor 'logit_scale' is missing", m->st.path);
+    int rc = jc_st_get(&m->st, "logit_scale", t->ndim, t->shape, &p);
+    if (rc < 0)
+        return rc;
+    if (t->nelem != 1)
+        return jc_fail(JC_ESHAPE, "%s: tensor 'logit_scale' has %lld elements, expected 1",
+                       m->st.path, (long long)t->nelem);
+    m->logit_scale = p[0];
+    return 0;
+}
+
+static int open_model(struct jc_model *m, const char *dir, unsigned what)
+{
+    char *path, *buf;
+    size_t len;
+    int rc;
+
+    if (!is_dir(dir))
+        return jc_fail(JC_ENOTFOUND, "model directory '%s' does not exist", dir);
+    if (!(m->dir = strdup(dir)))
+        return jc_fail(JC_ENOMEM, "out of memory");
+    if (what & JC_LOAD_TEXT)
+        what |= JC_LOAD_TOKENIZER;
+
+    if (!(path = jc_path_join(dir, "config.json")))
+        return JC_ENOMEM;
+    rc = jc_read_file(path, CONFIG_LIMIT, &buf, &len);
+    if (rc == 0) {
+        rc = jc_config_parse(&m->cfg, buf, len, path);
+        free(buf);
+    }
+    free(path);
+    if (rc < 0)
+        return rc;
+
+    if (what & JC_LOAD_TOKENIZER && (rc = jc_tokenizer_load(&m->tok, dir)) < 0)
+        return rc;
+    if (!(what & (JC_LOAD_TEXT | JC_LOAD_VISION | JC_LOAD_INFO)))
+        goto done;
+
+    if (!(path = jc_path_join(dir, "model.safetensors")))
+        return JC_ENOMEM;
+    rc = jc_st_open(&m->st, path);
+    free(path);
+    m->have_st = true;
+    if (rc < 0)
+        return rc;
+    bool has_text = jc_st_find(&m->st, "text_model.transformer.embeddings.word_embeddings.weight");
+    bool has_vision = jc_st_find(&m->st, "vision_model.cls_token");
+    if ((what & JC_LOAD_TEXT || has_text) && (rc = text_dims(m)) < 0)
+        return rc;
+    if ((what & JC_LOAD_VISION || has_vision) && (rc = vision_dims(m)) < 0)
+        return rc;
+    if (what & JC_LOAD_TEXT && (rc = load_text(m)) < 0)
+        return rc;
+    if (what & JC_LOAD_VISION && (rc = check_vision(m)) < 0)
+        return rc;
+    if ((rc = read_logit_scale(m)) < 0)
+        return rc;
+done:
+    m->loaded = what;
+    return 0;
+}
+
+int jc_model_open(struct jc_model **out, const char *dir, unsigned what)
+{
+    struct jc_model *m = jc_calloc(1, sizeof *m, "the model");
+    int rc;
+
+    *out = NULL;
+    if (!m)
+        return JC_ENOMEM;
+    m->st.fd = -1;
+    rc = open_model(m, dir, what);
+    if (rc < 0) {
+        jc_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void jc_model_free(struct jc_model *m)
+{
+    if (!m)
+        return;
+    if (m->have_st)
+        jc_st_release(&m->st);
+    jc_tokenizer_free(m->tok);
+    free(m->text.layers);
+    free(m->text.slopes);
+    free(m->dir);
+    free(m);
+}
+
+const struct jc_tokenizer *jc_model_tokenizer(const struct jc_model *m)
+{
+    return m->tok;
+}
+
+int jc_model_dim(const struct jc_model *m)
+{
+    if (m->tdims.dim)
+        return m->tdims.dim;
+    return m->vdims.width ? m->vdims.width : m->cfg.embed_dim;
+}
+
+int jc_model_info(const struct jc_model *m, struct jc_model_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->dir = m->dir;
+    if (!m->have_st)
+        return jc_fail(JC_EINVAL, "model '%s' was opened without its weights", m->dir);
+    info->embed_dim = jc_model_dim(m);
+    info->logit_scale = m->logit_scale;
+    info->tensors = (int)m->st.n;
+    info->has_text = m->tdims.dim > 0;
+    info->has_vision = m->vdims.width > 0;
+    info->text = m->tdims;
+    info->vision = m->vdims;
+    info->dtype = m->st.n ? m->st.t[0].dtype_name : "none";
+    for (size_t i = 0; i < m->st.n; i++) {
+        info->params += m->st.t[i].nelem;
+        if (strcmp(m->st.t[i].dtype_name, info->dtype))
+            info->dtype = "mixed";
+    }
+    return 0;
+}
