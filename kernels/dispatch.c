@@ -1,0 +1,167 @@
+#include "kernels.h"
+#include "ref.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#ifdef JC_X86_KERNELS
+#include "x86.h"
+#endif
+
+const struct jc_kernels jc_kernels_ref = {
+    .name = "ref",
+    .layernorm = jc_layernorm_ref,
+    .add = jc_add_ref,
+    .gelu_mul = jc_gelu_mul_ref,
+    .silu_mul = jc_silu_mul_ref,
+    .softmax_alibi_row = jc_softmax_alibi_row_ref,
+    .softmax = jc_softmax_ref,
+};
+
+static struct jc_cpu cpu;
+static bool cpu_done;
+
+#if defined(__x86_64__) || defined(__i386__)
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void detect(struct jc_cpu *c)
+{
+    unsigned a, b, cx, d;
+    c->x86 = true;
+    if (!__get_cpuid(1, &a, &b, &cx, &d))
+        return;
+    bool osxsave = cx & bit_OSXSAVE;
+    c->avx = cx & bit_AVX;
+    c->fma = cx & bit_FMA;
+    if (osxsave) {
+        uint64_t xcr0 = xgetbv0();
+        c->os_ymm = (xcr0 & 0x6) == 0x6;
+        c->os_zmm = (xcr0 & 0xe6) == 0xe6;
+    }
+    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
+        c->avx2 = b & bit_AVX2;
+        c->avx512f = b & bit_AVX512F;
+        c->avx512dq = b & bit_AVX512DQ;
+        c->avx512bw = b & bit_AVX512BW;
+        c->avx512vl = b & bit_AVX512VL;
+    }
+    if (__get_cpuid_count(7, 1, &a, &b, &cx, &d))
+        c->avx512bf16 = a & (1u << 5);
+    /* Without OS support the instructions fault, whatever cpuid says. */
+    if (!c->os_ymm)
+        c->avx = c->avx2 = c->fma = false;
+    if (!c->os_zmm)
+        c->avx512f = c->avx512bw = c->avx512vl = c->avx512dq = c->avx512bf16 = false;
+}
+#elif defined(__aarch64__)
+static void detect(struct jc_cpu *c)
+{
+    c->neon = true; /* the aarch64 baseline */
+}
+#else
+static void detect(struct jc_cpu *c)
+{
+    (void)c;
+}
+#endif
+
+const struct jc_cpu *jc_cpu(void)
+{
+    if (!cpu_done) {
+        detect(&cpu);
+        cpu_done = true;
+    }
+    return &cpu;
+}
+
+/*
+ * The ISA tables. Until an ISA has kernels of its own its table is the reference copy;
+ * jc_kernels_specialised() says how many slots it replaces.
+ */
+static struct jc_kernels table_avx2, table_avx512, table_neon;
+
+static void init_tables(void)
+{
+    table_avx2 = jc_kernels_ref;
+    table_avx2.name = "avx2";
+#ifdef JC_X86_KERNELS
+    table_avx2.softmax = jc_softmax_avx2;
+    table_avx2.softmax_alibi_row = jc_softmax_alibi_row_avx2;
+#endif
+    /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
+    table_avx512 = table_avx2;
+    table_avx512.name = "avx512";
+    table_neon = jc_kernels_ref;
+    table_neon.name = "neon";
+}
+
+static bool runnable(const char *name)
+{
+    const struct jc_cpu *c = jc_cpu();
+    if (!strcmp(name, "ref"))
+        return true;
+    if (!strcmp(name, "avx2"))
+        return c->avx2 && c->fma;
+    if (!strcmp(name, "avx512"))
+        return c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq && c->avx2 && c->fma;
+    if (!strcmp(name, "neon"))
+        return c->neon;
+    return false;
+}
+
+const struct jc_kernels *jc_kernels_select(const char *name)
+{
+    static const char *const best[] = {"avx512", "avx2", "neon", "ref"};
+    static bool init;
+    if (!init) {
+        init_tables();
+        init = true;
+    }
+    if (!name || !*name) {
+        for (size_t i = 0; i < sizeof best / sizeof *best; i++)
+            if (runnable(best[i]))
+                return jc_kernels_select(best[i]);
+    }
+    if (!runnable(name))
+        return NULL;
+    if (!strcmp(name, "ref"))
+        return &jc_kernels_ref;
+    if (!strcmp(name, "avx2"))
+        return &table_avx2;
+    if (!strcmp(name, "avx512"))
+        return &table_avx512;
+    return &table_neon;
+}
+
+static const struct jc_kernels *active;
+
+const struct jc_kernels *jc_kernels(void)
+{
+    if (!active) {
+        active = jc_kernels_select(getenv("JCLIP_ISA"));
+        /* an unusable JCLIP_ISA is reported by jc_isa_check(); run correctly meanwhile */
+        if (!active)
+            active = &jc_kernels_ref;
+    }
+    return active;
+}
+
+int jc_kernels_specialised(const struct jc_kernels *k)
+{
+    int n = 0;
+    n += k->layernorm != jc_kernels_ref.layernorm;
+    n += k->add != jc_kernels_ref.add;
+    n += k->gelu_mul != jc_kernels_ref.gelu_mul;
+    n += k->silu_mul != jc_kernels_ref.silu_mul;
+    n += k->softmax_alibi_row != jc_kernels_ref.softmax_alibi_row;
+    n += k->softmax != jc_kernels_ref.softmax;
+    return n;
+}

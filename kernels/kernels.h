@@ -1,0 +1,63 @@
+/*
+ * Kernel tables. Each ISA has one table of function pointers; every table starts as a copy
+ * of the scalar reference table and replaces the slots it has a faster kernel for, so a
+ * missing kernel falls back instead of crashing. The table is chosen once at start-up from
+ * cpuid and the OS's XCR0 state. Contracts are in kernels/README.md.
+ */
+#ifndef JCLIP_KERNELS_H
+#define JCLIP_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct jc_cpu {
+    bool x86, avx, avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, neon;
+    bool os_ymm, os_zmm; /* the OS saves YMM / ZMM state (XCR0) */
+};
+
+/* What this CPU and OS can run; read once. */
+const struct jc_cpu *jc_cpu(void);
+
+struct jc_kernels {
+    const char *name;
+
+    /* y[i] = LN(x)[i] * w[i] + b[i] over n; y may alias x. Two-pass mean and variance. */
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
+
+    /* y[i] += a[i] over n. */
+    void (*add)(float *y, const float *a, int n);
+
+    /* y[i] = gelu(g[i]) * u[i] with the exact erf GELU; y may alias g or u. */
+    void (*gelu_mul)(float *y, const float *g, const float *u, int n);
+
+    /* y[i] = silu(g[i]) * u[i]; y may alias g or u. */
+    void (*silu_mul)(float *y, const float *g, const float *u, int n);
+
+    /*
+     * One row of text attention scores, in place: s[j] = s[j]*scale - slope*|i - j|
+     * (+ -10000 where mask[j] is 0), then softmax over j < n.
+     */
+    void (*softmax_alibi_row)(float *s, int n, float scale, float slope, int i,
+                              const uint8_t *mask);
+
+    /* In-place softmax of s[0..n). */
+    void (*softmax)(float *s, int n);
+};
+
+/* The reference table (scalar C, the oracle every other table is tested against). */
+extern const struct jc_kernels jc_kernels_ref;
+
+/* The table in use, chosen on first call (JCLIP_ISA may force one). */
+const struct jc_kernels *jc_kernels(void);
+
+/*
+ * Selects a table by name ("ref", "avx2", "avx512", "neon"), or the best one for this CPU
+ * when name is NULL or empty. Returns NULL when that table cannot run here or is unknown.
+ */
+const struct jc_kernels *jc_kernels_select(const char *name);
+
+/* Number of slots of `k` that differ from the reference table. */
+int jc_kernels_specialised(const struct jc_kernels *k);
+
+#endif

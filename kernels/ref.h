@@ -1,0 +1,15 @@
+/* The scalar reference kernels: the oracle for every ISA table. Contracts: kernels.h. */
+#ifndef JCLIP_KERNELS_REF_H
+#define JCLIP_KERNELS_REF_H
+
+#include <stdint.h>
+
+void jc_layernorm_ref(float *y, const float *x, const float *w, const float *b, int n, float eps);
+void jc_add_ref(float *y, const float *a, int n);
+void jc_gelu_mul_ref(float *y, const float *g, const float *u, int n);
+void jc_silu_mul_ref(float *y, const float *g, const float *u, int n);
+void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i,
+                              const uint8_t *mask);
+void jc_softmax_ref(float *s, int n);
+
+#endif

@@ -1,0 +1,95 @@
+/* The one BLAS boundary: the only file that includes cblas.h. */
+#include "internal.h"
+#include "compute.h"
+#include "kernels.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * OpenBLAS x86 core types grouped by the widest vector unit their kernels use. A name not
+ * listed is unknown and never replaced.
+ */
+static const struct {
+    const char *name;
+    int level; /* 0 SSE, 1 AVX, 2 AVX2+FMA, 3 AVX-512 */
+} coretypes[] = {
+    {"Katmai", 0},       {"Coppermine", 0},     {"Northwood", 0},  {"Prescott", 0},
+    {"Banias", 0},       {"Atom", 0},           {"Core2", 0},      {"Penryn", 0},
+    {"Dunnington", 0},   {"Nehalem", 0},        {"Athlon", 0},     {"Opteron", 0},
+    {"Opteron_SSE3", 0}, {"Barcelona", 0},      {"Nano", 0},       {"Bobcat", 0},
+    {"Sandybridge", 1},  {"Bulldozer", 1},      {"Piledriver", 1}, {"Steamroller", 1},
+    {"Excavator", 1},    {"Haswell", 2},        {"Zen", 2},        {"SkylakeX", 3},
+    {"Cooperlake", 3},   {"SapphireRapids", 3},
+};
+
+static int coretype_level(const char *name)
+{
+    for (size_t i = 0; i < sizeof coretypes / sizeof *coretypes; i++)
+        if (name && !strcasecmp(name, coretypes[i].name))
+            return coretypes[i].level;
+    return -1;
+}
+
+bool jc_blas_coretype_below(const char *have, const char *want)
+{
+    int h = coretype_level(have), w = coretype_level(want);
+    return h >= 0 && w >= 0 && h < w;
+}
+
+const char *jc_blas_best_coretype(void)
+{
+    const struct jc_cpu *c = jc_cpu();
+    if (!c->x86)
+        return NULL;
+    if (c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq)
+        return c->avx512bf16 ? "Cooperlake" : "SkylakeX";
+    if (c->avx2 && c->fma)
+        return "Haswell";
+    if (c->avx)
+        return "Sandybridge";
+    return NULL;
+}
+
+const char *jc_blas_corename(void)
+{
+    return openblas_get_corename();
+}
+
+int jc_blas_fix_coretype(char **argv)
+{
+    const char *want = jc_blas_best_coretype();
+    const char *have = openblas_get_corename();
+    const char *pretend = getenv("JCLIP_DEBUG_CORENAME");
+
+    /* Lets the tests walk the misdetection path on a machine OpenBLAS detects well. */
+    if (pretend && *pretend)
+        have = pretend;
+
+    if (getenv("OPENBLAS_CORETYPE") || !want || !jc_blas_coretype_below(have, want))
+        return 0;
+    /* OpenBLAS chose its kernels when it was loaded; only a fresh process can change them. */
+    if (setenv("OPENBLAS_CORETYPE", want, 1) < 0)
+        return jc_fail(JC_EIO, "cannot set OPENBLAS_CORETYPE: %s", strerror(errno));
+    execv("/proc/self/exe", argv);
+    int rc =
+        jc_fail(JC_EIO, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want, strerror(errno));
+    unsetenv("OPENBLAS_CORETYPE");
+    return rc;
+}
+
+void jc_blas_init(void)
+{
+    /* Our pool splits every GEMM; OpenBLAS's own threads would only spin against it. */
+    openblas_set_num_threads(1);
+}
+
+void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+                lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,31 @@
+/* The compute layer under the towers: GEMM, the thread pool, linear layers. Internal. */
+#ifndef JCLIP_COMPUTE_H
+#define JCLIP_COMPUTE_H
+
+#include <stdbool.h>
+
+/* Puts OpenBLAS in single-thread mode: jclip's pool does the splitting. */
+void jc_blas_init(void);
+
+/* Row-major C[m,n] = alpha * A[m,k] * op(B) + beta * C, op(B) = B^T when trans_b. */
+void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Runs fn(arg, job, thread) for job = 0..n_jobs-1 across the pool; returns when all are done. */
+typedef void (*jc_job_fn)(void *arg, int job, int thread);
+void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg);
+
+/* Threads the pool runs jobs on, the caller included. */
+int jc_pool_size(void);
+
+/*
+ * y[rows, out] (row stride ldy) = x[rows, in] * w^T + b, with w [out, in] and b [out] or
+ * NULL. Split across the pool in blocks of one fixed shape, so each output row is bitwise
+ * the same whatever the other rows and the thread count. `scratch` holds
+ * jc_linear_scratch(in) floats.
+ */
+void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
+               int ldy, float *scratch);
+size_t jc_linear_scratch(int in);
+
+#endif
