@@ -1,0 +1,257 @@
+/*
+ * The JinaBERT text tower (spec section 3). Sequences are packed into one token matrix for
+ * the linear layers, so a batch of short and long texts wastes nothing on padding;
+ * attention runs per sequence and head, in blocks of query rows, so its memory grows with
+ * the sequence length, never with its square.
+ */
+#include "model.h"
+#include "compute.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QBLOCK   64  /* query rows per attention job */
+#define MLP_ROWS 512 /* token rows per feed-forward chunk */
+#define EW_ROWS  64  /* token rows per elementwise job */
+
+struct seq {
+    size_t off, len;
+    bool padded; /* holds id 0, which is masked out */
+};
+
+struct attn_job {
+    int seq, head, row0;
+};
+
+struct text_ws {
+    const struct jc_text_tower *t;
+    const struct jc_kernels *k;
+    size_t T;
+    int D, I;
+    struct seq *seqs;
+    struct attn_job *jobs;
+    int n_jobs;
+    uint8_t *mask; /* [T] 1 = real token */
+    float *h;      /* [T, D] */
+    float *qkv;    /* [T, 3D] */
+    float *ctx;    /* [T, D] */
+    float *tmp;    /* [T, D] */
+    float *u;      /* [MLP_ROWS, 2I] */
+    float *y;      /* [MLP_ROWS, I] */
+    float *scores; /* [threads, QBLOCK, Lmax] */
+    float *pad;    /* jc_linear scratch */
+    size_t lmax;
+    /* per-phase arguments */
+    const float *ln_w, *ln_b;
+    size_t rows0, rows;
+};
+
+static void attention_job(void *arg, int j, int thread)
+{
+    struct text_ws *w = arg;
+    const struct attn_job *job = &w->jobs[j];
+    const struct seq *s = &w->seqs[job->seq];
+    const int D = w->D, hd = w->t->dims.head_dim, L = (int)s->len;
+    const int nb = L - job->row0 < QBLOCK ? L - job->row0 : QBLOCK;
+    const float *base = w->qkv + s->off * 3 * D + (size_t)job->head * hd;
+    float *S = w->scores + (size_t)thread * QBLOCK * w->lmax;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float slope = w->t->slopes[job->head];
+
+    jc_sgemm(true, nb, L, hd, 1.0f, base + (size_t)job->row0 * 3 * D, 3 * D, base + D, 3 * D, 0.0f,
+             S, L);
+    for (int r = 0; r < nb; r++)
+        w->k->softmax_alibi_row(S + (size_t)r * L, L, scale, slope, job->row0 + r,
+                                s->padded ? w->mask + s->off : NULL);
+    jc_sgemm(false, nb, hd, L, 1.0f, S, L, base + 2 * D, 3 * D, 0.0f,
+             w->ctx + (s->off + job->row0) * D + (size_t)job->head * hd, D);
+}
+
+/* h = LN(tmp + h) on rows [rows0, rows0 + rows). */
+static void residual_ln_job(void *arg, int j, int thread)
+{
+    struct text_ws *w = arg;
+    size_t r0 = w->rows0 + (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
+    (void)thread;
+    if (r1 > w->rows0 + w->rows)
+        r1 = w->rows0 + w->rows;
+    for (size_t r = r0; r < r1; r++) {
+        float *h = w->h + r * w->D;
+        w->k->add(h, w->tmp + r * w->D, w->D);
+        w->k->layernorm(h, h, w->ln_w, w->ln_b, w->D, w->t->dims.eps);
+    }
+}
+
+static void glu_job(void *arg, int j, int thread)
+{
+    struct text_ws *w = arg;
+    size_t r0 = (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
+    (void)thread;
+    if (r1 > w->rows)
+        r1 = w->rows;
+    for (size_t r = r0; r < r1; r++) {
+        const float *u = w->u + r * 2 * w->I;
+        w->k->gelu_mul(w->y + r * w->I, u, u + w->I, w->I);
+    }
+}
+
+static void residual_ln(struct text_ws *w, size_t rows0, size_t rows, const float *lw,
+                        const float *lb)
+{
+    w->rows0 = rows0;
+    w->rows = rows;
+    w->ln_w = lw;
+    w->ln_b = lb;
+    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), residual_ln_job, w);
+}
+
+static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
+{
+    const int D = w->D, I = w->I;
+    const size_t T = w->T;
+
+    jc_linear(w->h, (int)T, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, w->pad);
+    jc_pool_run(w->n_jobs, attention_job, w);
+    jc_linear(w->ctx, (int)T, D, l->wout, l->bout, D, w->tmp, D, w->pad);
+    residual_ln(w, 0, T, l->ln1_w, l->ln1_b);
+
+    /* The feed-forward runs in row chunks so its 2I-wide activations stay small. */
+    for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
+        size_t rows = T - r0 < MLP_ROWS ? T - r0 : MLP_ROWS;
+        jc_linear(w->h + r0 * D, (int)rows, D, l->wg, NULL, 2 * I, w->u, 2 * I, w->pad);
+        w->rows = rows;
+        jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), glu_job, w);
+        jc_linear(w->y, (int)rows, I, l->wo, l->bo, D, w->tmp + r0 * D, D, w->pad);
+    }
+    residual_ln(w, 0, T, l->ln2_w, l->ln2_b);
+}
+
+void jc_l2_normalize(float *v, size_t n)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)v[i] * v[i];
+    float norm = (float)sqrt(ss);
+    if (norm < 1e-12f)
+        norm = 1e-12f;
+    for (size_t i = 0; i < n; i++)
+        v[i] /= norm;
+}
+
+int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+                   unsigned flags, float *out)
+{
+    struct text_ws w = {0};
+    const struct jc_text_tower *t = &m->text;
+    const int D = t->dims.dim, I = t->dims.intermediate;
+    int rc = 0, threads = jc_threads();
+
+    if (!(m->loaded & JC_LOAD_TEXT))
+        return jc_fail(JC_EINVAL, "model '%s' was opened without its text tower", m->dir);
+    if (n == 0)
+        return 0;
+    w.t = t;
+    w.k = jc_kernels();
+    w.D = D;
+    w.I = I;
+    for (size_t s = 0; s < n; s++) {
+        if (lens[s] < 1 || lens[s] > (1u << 24))
+            return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
+        w.T += lens[s];
+        if (lens[s] > w.lmax)
+            w.lmax = lens[s];
+    }
+    if (w.T > (1u << 24))
+        return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T);
+
+    w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
+    w.mask = jc_malloc(w.T, "the attention mask");
+    if (!w.seqs || !w.mask) {
+        rc = JC_ENOMEM;
+        goto out_free;
+    }
+    size_t off = 0;
+    for (size_t s = 0; s < n; s++) {
+        w.seqs[s].off = off;
+        w.seqs[s].len = lens[s];
+        for (size_t i = 0; i < lens[s]; i++) {
+            int32_t id = ids[s][i];
+            if (id < 0 || id >= t->dims.vocab) {
+                rc = jc_fail(JC_EINVAL, "text %zu: token id %d is outside the vocabulary of %d", s,
+                             id, t->dims.vocab);
+                goto out_free;
+            }
+            w.mask[off + i] = id != 0;
+            w.seqs[s].padded |= id == 0;
+        }
+        w.n_jobs += t->dims.heads * (int)((lens[s] + QBLOCK - 1) / QBLOCK);
+        off += lens[s];
+    }
+    size_t chunk = w.T < MLP_ROWS ? w.T : MLP_ROWS;
+    w.jobs = jc_malloc((size_t)w.n_jobs * sizeof *w.jobs, "the attention jobs");
+    w.h = jc_malloc(w.T * D * sizeof(float), "text activations");
+    w.qkv = jc_malloc(w.T * 3 * D * sizeof(float), "text activations");
+    w.ctx = jc_malloc(w.T * D * sizeof(float), "text activations");
+    w.tmp = jc_malloc(w.T * D * sizeof(float), "text activations");
+    w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
+    w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
+    w.scores = jc_malloc((size_t)threads * QBLOCK * w.lmax * sizeof(float), "attention scores");
+    w.pad = jc_malloc(jc_linear_scratch(D > I ? D : I) * sizeof(float), "GEMM scratch");
+    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad) {
+        rc = JC_ENOMEM;
+        goto out_free;
+    }
+    int j = 0;
+    for (size_t s = 0; s < n; s++)
+        for (int hh = 0; hh < t->dims.heads; hh++)
+            for (size_t r = 0; r < lens[s]; r += QBLOCK)
+                w.jobs[j++] = (struct attn_job){(int)s, hh, (int)r};
+
+    /* Embeddings: no position embeddings (ALiBi stands in), token type 0 throughout. */
+    for (size_t s = 0, r = 0; s < n; s++)
+        for (size_t i = 0; i < lens[s]; i++, r++) {
+            float *h = w.h + r * D;
+            const float *e = t->word_emb + (size_t)ids[s][i] * D;
+            for (int c = 0; c < D; c++)
+                h[c] = e[c] + t->type_emb[c];
+            w.k->layernorm(h, h, t->emb_ln_w, t->emb_ln_b, D, t->dims.eps);
+        }
+
+    for (int l = 0; l < t->dims.layers; l++)
+        run_layer(&w, &t->layers[l]);
+
+    /* Mean over the tokens that are not [PAD], [CLS] and [SEP] included. */
+    for (size_t s = 0; s < n; s++) {
+        const struct seq *q = &w.seqs[s];
+        float *o = out + s * D;
+        size_t count = 0;
+        for (int c = 0; c < D; c++) {
+            double sum = 0;
+            count = 0;
+            for (size_t i = 0; i < q->len; i++)
+                if (w.mask[q->off + i]) {
+                    sum += w.h[(q->off + i) * D + c];
+                    count++;
+                }
+            o[c] = count ? (float)(sum / count) : 0.0f;
+        }
+        if (!(flags & JC_EMBED_RAW))
+            jc_l2_normalize(o, D);
+    }
+
+out_free:
+    free(w.seqs);
+    free(w.mask);
+    free(w.jobs);
+    free(w.h);
+    free(w.qkv);
+    free(w.ctx);
+    free(w.tmp);
+    free(w.u);
+    free(w.y);
+    free(w.scores);
+    free(w.pad);
+    return rc;
+}

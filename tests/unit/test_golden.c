@@ -1,0 +1,155 @@
+/*
+ * Golden conformance of the text tower: every text of tests/golden/texts.jsonl through each
+ * generated test model, against the PyTorch reference's raw features, within the
+ * tolerances of tests/golden/README.md.
+ */
+#include "testutil.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct texts {
+    size_t n;
+    char **text;
+    size_t *text_len;
+    int32_t **ids;
+    size_t *len;
+    size_t *untruncated;
+};
+
+static struct texts texts;
+
+static void load_texts(void)
+{
+    size_t len;
+    char *buf = tu_read(TU_GOLDEN "/texts.jsonl", &len);
+    size_t cap = 64;
+    texts.text = calloc(cap, sizeof *texts.text);
+    texts.text_len = calloc(cap, sizeof *texts.text_len);
+    texts.ids = calloc(cap, sizeof *texts.ids);
+    texts.len = calloc(cap, sizeof *texts.len);
+    texts.untruncated = calloc(cap, sizeof *texts.untruncated);
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        assert_true(texts.n < cap);
+        const cJSON *t = cJSON_GetObjectItem(o, "text"), *ids = cJSON_GetObjectItem(o, "ids");
+        const cJSON *u = cJSON_GetObjectItem(o, "untruncated_len");
+        size_t n = (size_t)cJSON_GetArraySize(ids), i = 0;
+        texts.text[texts.n] = strdup(t->valuestring);
+        texts.text_len[texts.n] = strlen(t->valuestring);
+        texts.ids[texts.n] = malloc(n * sizeof(int32_t));
+        texts.len[texts.n] = n;
+        texts.untruncated[texts.n] = u ? (size_t)u->valuedouble : n;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ids) texts.ids[texts.n][i++] = (int32_t)e->valuedouble;
+        texts.n++;
+        cJSON_Delete(o);
+    }
+    free(buf);
+}
+
+static void check_rows(const char *cfg, const float *got, const float *ref, size_t n, size_t d,
+                       const char *how)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *g = got + i * d, *r = ref + i * d;
+        double cos = tu_cosine(g, r, d), diff = tu_max_abs_diff(g, r, d);
+        double bar = 1e-4 * tu_max_abs(r, d);
+        if (cos < 0.99999 || diff > bar)
+            fail_msg("%s %s text %zu: cosine %.9f, max abs diff %.3g > %.3g", cfg, how, i, cos,
+                     diff, bar);
+    }
+}
+
+/* The tokenizer of the test model gives the reference ids for every text. */
+static void test_ids(void **state)
+{
+    struct jc_model *m;
+    (void)state;
+    if (jc_model_open(&m, TU_MODELS "/tiny", JC_LOAD_TOKENIZER) < 0)
+        fail_msg("%s", jc_errmsg());
+    for (size_t i = 0; i < texts.n; i++) {
+        int32_t *ids;
+        size_t n, full;
+        assert_int_equal(jc_tokenize(jc_model_tokenizer(m), texts.text[i], texts.text_len[i], 8192,
+                                     &ids, &n, &full),
+                         0);
+        assert_int_equal(n, texts.len[i]);
+        assert_int_equal(full, texts.untruncated[i]);
+        assert_memory_equal(ids, texts.ids[i], n * sizeof *ids);
+        free(ids);
+    }
+    jc_model_free(m);
+}
+
+static void test_config(const char *cfg)
+{
+    char path[256];
+    struct jc_model *m;
+    size_t rows, d;
+
+    snprintf(path, sizeof path, TU_GOLDEN "/%s/text_raw.npy", cfg);
+    float *ref = tu_npy(path, &rows, &d);
+    assert_int_equal(rows, texts.n);
+    snprintf(path, sizeof path, TU_MODELS "/%s", cfg);
+    if (jc_model_open(&m, path, JC_LOAD_TEXT) < 0)
+        fail_msg("%s", jc_errmsg());
+    assert_int_equal(jc_model_dim(m), d);
+
+    float *got = calloc(texts.n * d, sizeof *got);
+    /* One text at a time, as the reference ran them. */
+    for (size_t i = 0; i < texts.n; i++) {
+        const int32_t *ids = texts.ids[i];
+        assert_int_equal(jc_embed_texts(m, &ids, &texts.len[i], 1, JC_EMBED_RAW, got + i * d), 0);
+    }
+    check_rows(cfg, got, ref, texts.n, d, "alone");
+
+    /* All at once, packed: results must not depend on what else is in the batch. */
+    float *packed = calloc(texts.n * d, sizeof *packed);
+    assert_int_equal(jc_embed_texts(m, (const int32_t *const *)texts.ids, texts.len, texts.n,
+                                    JC_EMBED_RAW, packed),
+                     0);
+    check_rows(cfg, packed, ref, texts.n, d, "packed");
+    /* Fixed-shape GEMM blocks make packing invisible, to the bit. */
+    assert_memory_equal(got, packed, texts.n * d * sizeof *got);
+
+    /* Normalised output is the raw output over its norm. */
+    float *unit = calloc(d, sizeof *unit);
+    const int32_t *ids0 = texts.ids[0];
+    assert_int_equal(jc_embed_texts(m, &ids0, &texts.len[0], 1, 0, unit), 0);
+    double norm = 0;
+    for (size_t c = 0; c < d; c++)
+        norm += (double)got[c] * got[c];
+    norm = sqrt(norm);
+    for (size_t c = 0; c < d; c++)
+        assert_float_equal(unit[c], got[c] / norm, 1e-6);
+
+    free(unit);
+    free(packed);
+    free(got);
+    free(ref);
+    jc_model_free(m);
+}
+
+static void test_configs(void **state)
+{
+    char names[8][16];
+    int n = tu_configs(names, 8);
+    (void)state;
+    for (int i = 0; i < n; i++)
+        test_config(names[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_configs),
+    };
+    load_texts();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
