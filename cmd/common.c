@@ -1,0 +1,229 @@
+#include "cmd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *cmd_prefix = "jclip";
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: %s", cmd_prefix, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+}
+
+void warning(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+}
+
+bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < lo || v > hi) {
+        error("%s: '%s' is not a whole number from %ld to %ld", opt, arg, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool setup_threads(long threads)
+{
+    const char *env = getenv("JCLIP_THREADS");
+    if (!threads && env && *env && !parse_long("JCLIP_THREADS", env, 1, 256, &threads))
+        return false;
+    jc_set_threads((int)threads);
+    if (jc_isa_check() < 0) {
+        error("%s", jc_errmsg());
+        return false;
+    }
+    return true;
+}
+
+struct jc_model *open_model(const char *dir, unsigned what)
+{
+    char *path;
+    struct jc_model *m;
+
+    if (jc_model_locate(dir, &path) < 0) {
+        error("%s", jc_errmsg());
+        return NULL;
+    }
+    if (jc_model_open(&m, path, what) < 0) {
+        error("%s", jc_errmsg());
+        m = NULL;
+    }
+    free(path);
+    return m;
+}
+
+void line_reader_init(struct line_reader *r, int fd, size_t max_bytes)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+    r->max_bytes = max_bytes;
+}
+
+void line_reader_release(struct line_reader *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+}
+
+/* A complete line in the buffer, or the unterminated rest at end of input. */
+static int take(struct line_reader *r, const char **line, size_t *len)
+{
+    char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+    if (!nl && !(r->eof && r->end > r->start))
+        return LINE_WAIT;
+    size_t n = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+    *line = r->buf + r->start;
+    *len = n;
+    r->start += n + (nl != NULL);
+    r->lineno++;
+    return LINE_OK;
+}
+
+int line_reader_next(struct line_reader *r, bool block, const char **line, size_t *len)
+{
+    for (;;) {
+        if (r->buf && take(r, line, len) == LINE_OK)
+            return LINE_OK;
+        if (r->eof)
+            return LINE_EOF;
+        if (r->end - r->start > r->max_bytes) {
+            r->lineno++;
+            return LINE_TOO_LONG;
+        }
+        if (!block) {
+            struct pollfd p = {.fd = r->fd, .events = POLLIN};
+            if (poll(&p, 1, 0) == 0)
+                return LINE_WAIT;
+        }
+        /* Make room: slide the partial line to the front, grow if it fills the buffer. */
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        if (r->end + 4096 > r->cap) {
+            size_t ncap = r->cap ? r->cap * 2 : 65536;
+            char *nb = realloc(r->buf, ncap);
+            if (!nb) {
+                errno = ENOMEM;
+                return LINE_ERROR;
+            }
+            r->buf = nb;
+            r->cap = ncap;
+        }
+        ssize_t got = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return LINE_ERROR;
+        }
+        if (got == 0)
+            r->eof = true;
+        r->end += (size_t)got;
+    }
+}
+
+bool text_input_set(struct text_input *in, const char *buf, size_t len)
+{
+    char *fixed;
+    size_t flen;
+    long bad = jc_utf8_repair(buf, len, &fixed, &flen);
+
+    if (bad < 0) {
+        error("%s: %s", in->name, jc_errmsg());
+        return false;
+    }
+    if (bad > 0) {
+        warning("%s: invalid UTF-8 (%ld sequence%s) replaced by U+FFFD", in->name, bad,
+                bad == 1 ? "" : "s");
+        in->text = fixed;
+        in->len = flen;
+        return true;
+    }
+    if (!(in->text = malloc(len + 1))) {
+        error("%s: out of memory", in->name);
+        return false;
+    }
+    memcpy(in->text, buf, len);
+    in->text[len] = '\0';
+    in->len = len;
+    return true;
+}
+
+bool text_input_file(struct text_input *in, const char *path, size_t max_bytes)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = false;
+
+    snprintf(in->name, sizeof in->name, "'%s'", path);
+    if (!f) {
+        error("cannot open '%s': %s", path, strerror(errno));
+        return false;
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                error("'%s': out of memory", path);
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (len > max_bytes) {
+            error("'%s' is larger than the limit of %zu bytes", path, max_bytes);
+            goto out;
+        }
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        error("cannot read '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    ok = text_input_set(in, buf, len);
+out:
+    free(buf);
+    if (f != stdin)
+        fclose(f);
+    return ok;
+}

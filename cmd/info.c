@@ -1,0 +1,102 @@
+/* jclip info: what model is found and how jclip will run it. */
+#include "cmd.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+
+static const char usage[] =
+    "usage: jclip info [options]\n"
+    "  -m, --model DIR       model directory\n"
+    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
+    "  -h, --help            show this help\n";
+
+/* 222647041 -> "222,647,041" */
+static const char *grouped(char *buf, size_t cap, long long v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model = NULL;
+    long threads = 0;
+    struct jc_model_info in;
+    struct jc_model *m;
+    char b1[32];
+    int c;
+
+    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model = optarg;
+            break;
+        case 't':
+            if (!parse_long("--threads", optarg, 1, 256, &threads))
+                return EXIT_USAGE;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    if (!setup_threads(threads))
+        return EXIT_FAIL;
+    if (!(m = open_model(model, JC_LOAD_INFO)))
+        return EXIT_FAIL;
+    if (jc_model_info(m, &in) < 0) {
+        error("%s", jc_errmsg());
+        jc_model_free(m);
+        return EXIT_FAIL;
+    }
+    printf("model:        %s\n", in.dir);
+    printf("tensors:      %d, %s parameters, dtype %s\n", in.tensors,
+           grouped(b1, sizeof b1, in.params), in.dtype);
+    printf("embedding:    %d dimensions\n", in.embed_dim);
+    printf("logit scale:  %.9g (CLIP scale exp = %.9g)\n", in.logit_scale,
+           (double)expf(in.logit_scale));
+    if (in.has_text)
+        printf("text tower:   JinaBERT, %d layers, width %d, %d heads of %d, feed-forward %d, "
+               "vocabulary %d, %s parameters\n",
+               in.text.layers, in.text.dim, in.text.heads, in.text.head_dim, in.text.intermediate,
+               in.text.vocab, grouped(b1, sizeof b1, in.text.params));
+    else
+        printf("text tower:   none\n");
+    if (in.has_vision)
+        printf("vision tower: EVA-02 ViT, %d layers, width %d, %d heads of %d, MLP %d, "
+               "%d px in %d px patches, %s parameters\n",
+               in.vision.layers, in.vision.width, in.vision.heads, in.vision.head_dim,
+               in.vision.mlp_hidden, in.vision.image_size, in.vision.patch_size,
+               grouped(b1, sizeof b1, in.vision.params));
+    else
+        printf("vision tower: none\n");
+    printf("kernels:      %s (%d kernels specialised, the rest scalar reference)\n", jc_isa_name(),
+           jc_isa_specialised());
+    printf("openblas:     core type %s, 1 thread per call\n", jc_blas_corename());
+    printf("threads:      %d\n", jc_threads());
+    jc_model_free(m);
+    if (fflush(stdout) != 0) {
+        error("cannot write to stdout");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,84 @@
+/* jclip: the command table and the entry point. */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    bool blas; /* runs GEMMs: OpenBLAS's core type matters */
+    const char *summary;
+};
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command commands[] = {
+    {"embed-text", cmd_embed_text, true, "embed texts into the shared space"},
+    {"count-tokens", cmd_count_tokens, false,
+     "count the tokens of texts, or the API cost of images"},
+    {"info", cmd_info, true, "show the model, its dimensions and how it will run"},
+    {"help", cmd_help, false, "show help for jclip or a command"},
+};
+
+static const struct command *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static void overview(FILE *f)
+{
+    fputs("usage: jclip [--version] [--help] <command> [options] [args]\n"
+          "jina-clip-v1 text and image embeddings on the CPU.\n\ncommands:\n",
+          f);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n'jclip <command> --help' describes a command; man jclip for more.\n", f);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    const struct command *c;
+    if (argc < 2 || !strcmp(argv[1], "help")) {
+        overview(stdout);
+        return EXIT_OK;
+    }
+    if (!(c = find(argv[1]))) {
+        error("'%s' is not a jclip command; see 'jclip help'", argv[1]);
+        return EXIT_USAGE;
+    }
+    char *args[] = {argv[1], "--help", NULL};
+    cmd_prefix = "jclip help";
+    return c->fn(2, args);
+}
+
+int main(int argc, char **argv)
+{
+    static char prefix[64];
+    const struct command *c;
+
+    if (argc < 2) {
+        overview(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("jclip %s\n", JCLIP_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        overview(stdout);
+        return EXIT_OK;
+    }
+    if (!(c = find(argv[1]))) {
+        fprintf(stderr, "jclip: '%s' is not a jclip command; see 'jclip help'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    snprintf(prefix, sizeof prefix, "jclip %s", c->name);
+    cmd_prefix = prefix;
+    if (c->blas && jc_blas_fix_coretype(argv) < 0)
+        warning("%s", jc_errmsg()); /* still correct, only slower */
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,43 @@
+# Shared by the bats files: run from the top of the tree, on the generated tiny model.
+bats_require_minimum_version 1.5.0
+
+JCLIP="$PWD/jclip"
+MODEL="$PWD/tests/models/tiny"
+GOLDEN="$PWD/tests/golden"
+export LC_ALL=C
+unset JCLIP_MODEL JCLIP_THREADS JCLIP_ISA OPENBLAS_CORETYPE JCLIP_DEBUG_CORENAME
+export HF_HOME="$BATS_TEST_TMPDIR/no-hf-home"
+
+# A copy of the tiny model whose files can be damaged; the weights are copied, not linked.
+model_copy() {
+    local dir="$BATS_TEST_TMPDIR/model"
+    mkdir -p "$dir"
+    cp "$MODEL"/* "$dir"/
+    echo "$dir"
+}
+
+# Rewrites the safetensors header of $1 with the jq filter $2, keeping the data as it is.
+edit_header() {
+    local f="$1" n hdr pad len i bytes=""
+    n=$(od -An -t u8 -N8 "$f" | tr -d ' ')
+    hdr=$(tail -c +9 "$f" | head -c "$n" | jq -c "$2")
+    pad=$(( (8 - ${#hdr} % 8) % 8 ))
+    hdr="$hdr$(printf '%*s' "$pad" '')"
+    len=${#hdr}
+    for i in 0 1 2 3 4 5 6 7; do
+        bytes="$bytes$(printf '\\x%02x' $(( (len >> (8 * i)) & 255 )))"
+    done
+    { printf "$bytes"; printf '%s' "$hdr"; tail -c +$((9 + n)) "$f"; } > "$f.new"
+    mv "$f.new" "$f"
+}
+
+# No file but the expected ones in a directory.
+assert_no_tmp_files() {
+    run ls -A "$1"
+    [[ "$output" != *.tmp.* ]]
+}
+
+# Norm of a jsonl embedding line.
+norm() {
+    echo "$1" | jq '[.[] | . * .] | add | sqrt'
+}

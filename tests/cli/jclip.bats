@@ -1,0 +1,73 @@
+#!/usr/bin/env bats
+# The jclip entry point, info, and the OpenBLAS core type.
+
+load helper
+
+@test "--version and help" {
+    run "$JCLIP" --version
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ ^jclip\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+    run --separate-stderr "$JCLIP" help
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"embed-text"*"count-tokens"*"info"* ]]
+    run "$JCLIP" help count-tokens
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == "usage: jclip count-tokens"* ]]
+}
+
+@test "no command or an unknown one exits 2" {
+    run --separate-stderr "$JCLIP"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == usage:* ]]
+    run --separate-stderr "$JCLIP" frobnicate
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "jclip: 'frobnicate' is not a jclip command; see 'jclip help'" ]
+}
+
+@test "info shows the model, both towers, kernels and OpenBLAS" {
+    run --separate-stderr "$JCLIP" info -m "$MODEL" -t 2
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "model:        $MODEL" ]
+    [ "${lines[1]}" = "tensors:      75, 4,760,361 parameters, dtype F32" ]
+    [ "${lines[2]}" = "embedding:    128 dimensions" ]
+    [[ "${lines[3]}" == "logit scale:  4.60517025 (CLIP scale exp = 100.000008)" ]]
+    [[ "${lines[4]}" == "text tower:   JinaBERT, 2 layers, width 128, 2 heads of 64, feed-forward 256, vocabulary 30528, "*" parameters" ]]
+    [[ "${lines[5]}" == "vision tower: EVA-02 ViT, 2 layers, width 128, 2 heads of 64, MLP 341, 224 px in 16 px patches, "*" parameters" ]]
+    [[ "${lines[6]}" =~ ^kernels:\ +(ref|avx2|avx512|neon) ]]
+    [[ "${lines[7]}" == "openblas:     core type "* ]]
+    [ "${lines[8]}" = "threads:      2" ]
+}
+
+@test "JCLIP_ISA forces a kernel table; an unknown one is an error" {
+    JCLIP_ISA=ref run "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"kernels:      ref (0 kernels specialised"* ]]
+    JCLIP_ISA=sse9 run --separate-stderr "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "jclip info: JCLIP_ISA=sse9: unknown (use ref, avx2, avx512 or neon)" ]
+}
+
+@test "the ref kernels and the selected ones agree within tolerance" {
+    a=$(JCLIP_ISA=ref "$JCLIP" embed-text -m "$MODEL" "a photo of a cat")
+    b=$("$JCLIP" embed-text -m "$MODEL" "a photo of a cat")
+    d=$(jq -n --argjson a "$a" --argjson b "$b" '[range(0; $a | length) | ($a[.] - $b[.]) | fabs] | max')
+    [ "$(echo "$d" | awk '{print ($1 < 1e-5)}')" -eq 1 ]
+}
+
+@test "a core type the user set is kept" {
+    OPENBLAS_CORETYPE=Haswell run "$JCLIP" info -m "$MODEL"
+    [[ "$output" == *"openblas:     core type Haswell"* ]]
+}
+
+@test "a core type below the CPU's is replaced before any GEMM runs" {
+    best=$("$JCLIP" info -m "$MODEL" | sed -n 's/^openblas: *core type \([A-Za-z]*\).*/\1/p')
+    case "$best" in
+    SkylakeX|Cooperlake|Haswell|Zen|Sandybridge) ;;
+    *) skip "OpenBLAS core type $best on this CPU" ;;
+    esac
+    # Pretend OpenBLAS had detected a Prescott: jclip re-executes with a real core type.
+    JCLIP_DEBUG_CORENAME=Prescott run "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 0 ]
+    [[ "$output" != *"core type Prescott"* ]]
+    [[ "$output" =~ core\ type\ (SkylakeX|Cooperlake|Haswell|Sandybridge) ]]
+}
