@@ -72,6 +72,8 @@ test-cli: jclip models
 
 # The full-size (jina-clip-v1 dimensions) golden check: ~900 MB of generated weights.
 test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
+	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_recipe
+	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_vision
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_golden
 
 install: jclip

@@ -19,6 +19,7 @@ const struct jc_kernels jc_kernels_ref = {
     .silu_mul = jc_silu_mul_ref,
     .softmax_alibi_row = jc_softmax_alibi_row_ref,
     .softmax = jc_softmax_ref,
+    .softmax_scaled = jc_softmax_scaled_ref,
 };
 
 static struct jc_cpu cpu;
@@ -94,6 +95,7 @@ static void init_tables(void)
     table_avx2.name = "avx2";
 #ifdef JC_X86_KERNELS
     table_avx2.softmax = jc_softmax_avx2;
+    table_avx2.softmax_scaled = jc_softmax_scaled_avx2;
     table_avx2.softmax_alibi_row = jc_softmax_alibi_row_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
@@ -163,5 +165,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->silu_mul != jc_kernels_ref.silu_mul;
     n += k->softmax_alibi_row != jc_kernels_ref.softmax_alibi_row;
     n += k->softmax != jc_kernels_ref.softmax;
+    n += k->softmax_scaled != jc_kernels_ref.softmax_scaled;
     return n;
 }

@@ -43,6 +43,9 @@ struct jc_kernels {
 
     /* In-place softmax of s[0..n). */
     void (*softmax)(float *s, int n);
+
+    /* In-place softmax of s[j] * scale over j < n. */
+    void (*softmax_scaled)(float *s, int n, float scale);
 };
 
 /* The reference table (scalar C, the oracle every other table is tested against). */

@@ -11,5 +11,6 @@ void jc_silu_mul_ref(float *y, const float *g, const float *u, int n);
 void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i,
                               const uint8_t *mask);
 void jc_softmax_ref(float *s, int n);
+void jc_softmax_scaled_ref(float *s, int n, float scale);
 
 #endif

@@ -83,3 +83,20 @@ void jc_softmax_alibi_row_avx2(float *s, int n, float scale, float slope, int i,
     }
     softmax_tail(s, n, max);
 }
+
+void jc_softmax_scaled_avx2(float *s, int n, float scale)
+{
+    __m256 vscale = _mm256_set1_ps(scale), vmax = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), vscale);
+        _mm256_storeu_ps(s + j, v);
+        vmax = _mm256_max_ps(vmax, v);
+    }
+    float max = hmax(vmax);
+    for (; j < n; j++) {
+        s[j] *= scale;
+        max = fmaxf(max, s[j]);
+    }
+    softmax_tail(s, n, max);
+}

@@ -28,3 +28,10 @@ void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i, 
     }
     jc_softmax_ref(s, n);
 }
+
+void jc_softmax_scaled_ref(float *s, int n, float scale)
+{
+    for (int j = 0; j < n; j++)
+        s[j] *= scale;
+    jc_softmax_ref(s, n);
+}

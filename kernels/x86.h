@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 void jc_softmax_avx2(float *s, int n);
+void jc_softmax_scaled_avx2(float *s, int n, float scale);
 void jc_softmax_alibi_row_avx2(float *s, int n, float scale, float slope, int i,
                                const uint8_t *mask);
 

@@ -3,6 +3,8 @@
 #define JCLIP_COMPUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Puts OpenBLAS in single-thread mode: jclip's pool does the splitting. */
 void jc_blas_init(void);
@@ -27,5 +29,35 @@ int jc_pool_size(void);
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
                int ldy, float *scratch);
 size_t jc_linear_scratch(int in);
+
+/* A sequence in a packed token matrix. */
+struct jc_seq {
+    size_t off, len;
+    bool padded; /* has masked-out tokens */
+};
+
+#define JC_ATTN_QBLOCK 64 /* query rows per attention job */
+
+/* Multi-head attention over packed sequences: ctx = softmax(scale q k^T + bias) v per head. */
+struct jc_attention {
+    const float *qkv; /* [T, 3 dim]: each row holds its q, k and v */
+    float *ctx;       /* [T, dim] */
+    int dim, heads, head_dim;
+    float scale;
+    const float *slopes; /* [heads] symmetric ALiBi slopes, or NULL */
+    const uint8_t *mask; /* [T] 0 = masked-out key (bias -10000), or NULL */
+    const struct jc_seq *seqs;
+    size_t n_seqs;
+};
+
+struct jc_attention_job {
+    int seq, head, row0;
+};
+
+/* Sizes of the caller-provided job array and score scratch (floats). */
+size_t jc_attention_jobs(const struct jc_seq *seqs, size_t n, int heads);
+size_t jc_attention_scratch(size_t lmax);
+
+void jc_attention(const struct jc_attention *a, struct jc_attention_job *jobs, float *scratch);
 
 #endif

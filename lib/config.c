@@ -114,3 +114,52 @@ void jc_alibi_slopes(float *out, int heads)
     for (int k = 0, i = p; i < heads; k += 2, i++)
         out[i] = (float)pow(2.0, -8.0 * (k + 1) / (2 * p));
 }
+
+int jc_preprocess_parse(struct jc_preprocess *p, const char *json, size_t len, const char *path)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *keys[2] = {"mean", "std"};
+    float *dst[2] = {p->mean, p->std};
+    int rc = 0;
+
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return jc_fail(JC_EFORMAT, "%s: not a JSON object", path);
+    }
+    /* Hugging Face writes the size as a number or as {"shortest_edge": n} */
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(root, "size");
+    const char *key = "size";
+    if (cJSON_IsObject(size)) {
+        size = cJSON_GetObjectItemCaseSensitive(size, "shortest_edge");
+        key = "size.shortest_edge";
+    }
+    if (size && !cJSON_IsNull(size)) {
+        double d = cJSON_IsNumber(size) ? size->valuedouble : -1;
+        if (d != floor(d) || d < 1 || d > 16384) {
+            rc = jc_fail(JC_EFORMAT, "%s: %s must be a whole number from 1 to 16384", path, key);
+            goto out;
+        }
+        p->size = (int)d;
+    }
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (!a)
+            continue;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) {
+            rc = jc_fail(JC_EFORMAT, "%s: %s must be an array of 3 numbers", path, keys[k]);
+            goto out;
+        }
+        for (int c = 0; c < 3; c++) {
+            const cJSON *e = cJSON_GetArrayItem(a, c);
+            if (!cJSON_IsNumber(e) || (k == 1 && !(e->valuedouble > 0))) {
+                rc = jc_fail(JC_EFORMAT, "%s: %s must be an array of 3 numbers%s", path, keys[k],
+                             k == 1 ? " above 0" : "");
+                goto out;
+            }
+            dst[k][c] = (float)e->valuedouble;
+        }
+    }
+out:
+    cJSON_Delete(root);
+    return rc;
+}

@@ -194,6 +194,18 @@ enum jc_embed_flags {
 int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
                    unsigned flags, float *out);
 
+/* ---- vision tower --------------------------------------------------------------------- */
+
+/*
+ * Embeds n preprocessed images (pixels [n, 3, S, S] as jc_image_preprocess makes them, S the
+ * model's image size) into out[n * dim]: the CLS token after the final norm, L2-normalised
+ * unless JC_EMBED_RAW.
+ */
+int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned flags, float *out);
+
+/* The model's preprocessing: image size, per-channel mean and std (JC_LOAD_VISION). */
+int jc_model_preprocess(const struct jc_model *m, int *size, float mean[3], float std[3]);
+
 /* L2-normalises v[0..n) in place as the reference does: v / max(|v|, 1e-12). */
 void jc_l2_normalize(float *v, size_t n);
 
@@ -201,6 +213,43 @@ void jc_l2_normalize(float *v, size_t n);
 
 /* Width and height of an image file, read from its header alone (no pixels decoded). */
 int jc_image_size(const char *path, int *w, int *h);
+
+/* Pillow's decompression-bomb limit, the default pixel limit. */
+#define JC_DEFAULT_MAX_PIXELS 178956970u
+
+/* An 8-bit RGB image, rows top to bottom. */
+struct jc_image {
+    int w, h;
+    uint8_t *rgb; /* [h, w, 3], malloc'd; jc_image_release frees it */
+};
+
+/*
+ * Decodes an image file (JPEG, PNG, BMP, GIF first frame, TGA, PNM) and converts it to RGB
+ * as PIL.Image.convert('RGB') does: grey replicated, alpha dropped, palettes expanded,
+ * 16-bit reduced to 8. Images with no pixels or more than max_pixels are refused from the
+ * header, before any pixel is decoded. Errors name the file and say why.
+ */
+int jc_image_load(const char *path, size_t max_pixels, struct jc_image *img);
+
+/* The same from memory; `name` is used in errors. */
+int jc_image_decode(const void *buf, size_t len, const char *name, size_t max_pixels,
+                    struct jc_image *img);
+
+void jc_image_release(struct jc_image *img);
+
+/*
+ * Pillow-exact resize and centre crop (spec section 5 steps 2-3): the shorter side to
+ * `size` with Pillow's antialiased bicubic in 8-bit fixed point, horizontal pass first,
+ * then a centre crop with round-half-to-even offsets. out is [size, size, 3].
+ */
+int jc_image_resize_crop(const struct jc_image *img, int size, uint8_t *out);
+
+/*
+ * The whole preprocessing: resize and crop, then v = byte / 255.0f and (v - mean) / std
+ * per channel in float32. out is [3, size, size] (CHW).
+ */
+int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3],
+                        const float std[3], float *out);
 
 /* ---- .npy files ----------------------------------------------------------------------- */
 
@@ -229,8 +278,8 @@ void jc_npy_out_abort(struct jc_npy_out *o);
 const char *jc_npy_out_tmpname(const struct jc_npy_out *o);
 
 /*
- * Reads a float32 .npy of 1 or 2 dimensions. *data (malloc'd) gets the values; *rows and
- * *cols the shape (a 1-d array is 1 x n).
+ * Reads a float32 .npy. *data (malloc'd) gets the values; *rows gets the first dimension
+ * and *cols the product of the others (a 1-d array is 1 x n).
  */
 int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
 

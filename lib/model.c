@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_LIMIT (16u << 20)
 
@@ -271,48 +272,79 @@ static int load_text(struct jc_model *m)
     return 0;
 }
 
-/* Checks every vision tensor's presence and shape (the tower itself runs elsewhere). */
-static int check_vision(struct jc_model *m)
+static int load_vision(struct jc_model *m)
 {
+    struct jc_vision_tower *vt = &m->vision;
     const struct jc_vision_dims *v = &m->vdims;
     const int64_t W = v->width, H = v->mlp_hidden, P = v->patch_size;
     const int64_t g = v->image_size / v->patch_size, T = g * g + 1;
     const char *B = "vision_model.blocks.%d.%s";
-    const float *p;
     char n[256];
 
-    GET(m, p, "vision_model.cls_token", 1, 1, W);
-    GET(m, p, "vision_model.pos_embed", 1, T, W);
-    GET(m, p, "vision_model.patch_embed.proj.weight", W, 3, P, P);
-    GET(m, p, "vision_model.patch_embed.proj.bias", W);
+    vt->dims = *v;
+    GET(m, vt->cls, "vision_model.cls_token", 1, 1, W);
+    GET(m, vt->pos, "vision_model.pos_embed", 1, T, W);
+    GET(m, vt->patch_w, "vision_model.patch_embed.proj.weight", W, 3, P, P);
+    GET(m, vt->patch_b, "vision_model.patch_embed.proj.bias", W);
+    if (!(vt->blocks = jc_calloc((size_t)v->layers, sizeof *vt->blocks, "the vision blocks")))
+        return JC_ENOMEM;
     for (int i = 0; i < v->layers; i++) {
-        static const char *const w_w[] = {"attn.q_proj.weight", "attn.k_proj.weight",
-                                          "attn.v_proj.weight", "attn.proj.weight"};
-        static const char *const vec_w[] = {"norm1.weight",
-                                            "norm1.bias",
-                                            "attn.q_bias",
-                                            "attn.v_bias",
-                                            "attn.inner_attn_ln.weight",
-                                            "attn.inner_attn_ln.bias",
-                                            "attn.proj.bias",
-                                            "norm2.weight",
-                                            "norm2.bias",
-                                            "mlp.w3.bias"};
-        static const char *const vec_h[] = {"mlp.w1.bias", "mlp.w2.bias", "mlp.ffn_ln.weight",
-                                            "mlp.ffn_ln.bias"};
-        for (size_t j = 0; j < 4; j++)
-            GET(m, p, tname(n, sizeof n, B, i, w_w[j]), W, W);
-        for (size_t j = 0; j < sizeof vec_w / sizeof *vec_w; j++)
-            GET(m, p, tname(n, sizeof n, B, i, vec_w[j]), W);
-        for (size_t j = 0; j < sizeof vec_h / sizeof *vec_h; j++)
-            GET(m, p, tname(n, sizeof n, B, i, vec_h[j]), H);
-        GET(m, p, tname(n, sizeof n, B, i, "mlp.w1.weight"), H, W);
-        GET(m, p, tname(n, sizeof n, B, i, "mlp.w2.weight"), H, W);
-        GET(m, p, tname(n, sizeof n, B, i, "mlp.w3.weight"), W, H);
+        struct jc_vision_block *b = &vt->blocks[i];
+        GET(m, b->ln1_w, tname(n, sizeof n, B, i, "norm1.weight"), W);
+        GET(m, b->ln1_b, tname(n, sizeof n, B, i, "norm1.bias"), W);
+        GET(m, b->wq, tname(n, sizeof n, B, i, "attn.q_proj.weight"), W, W);
+        GET(m, b->wk, tname(n, sizeof n, B, i, "attn.k_proj.weight"), W, W);
+        GET(m, b->wv, tname(n, sizeof n, B, i, "attn.v_proj.weight"), W, W);
+        GET(m, b->q_bias, tname(n, sizeof n, B, i, "attn.q_bias"), W);
+        GET(m, b->v_bias, tname(n, sizeof n, B, i, "attn.v_bias"), W);
+        GET(m, b->inner_ln_w, tname(n, sizeof n, B, i, "attn.inner_attn_ln.weight"), W);
+        GET(m, b->inner_ln_b, tname(n, sizeof n, B, i, "attn.inner_attn_ln.bias"), W);
+        GET(m, b->wproj, tname(n, sizeof n, B, i, "attn.proj.weight"), W, W);
+        GET(m, b->bproj, tname(n, sizeof n, B, i, "attn.proj.bias"), W);
+        GET(m, b->ln2_w, tname(n, sizeof n, B, i, "norm2.weight"), W);
+        GET(m, b->ln2_b, tname(n, sizeof n, B, i, "norm2.bias"), W);
+        GET(m, b->w1, tname(n, sizeof n, B, i, "mlp.w1.weight"), H, W);
+        GET(m, b->b1, tname(n, sizeof n, B, i, "mlp.w1.bias"), H);
+        GET(m, b->w2, tname(n, sizeof n, B, i, "mlp.w2.weight"), H, W);
+        GET(m, b->b2, tname(n, sizeof n, B, i, "mlp.w2.bias"), H);
+        GET(m, b->ffn_ln_w, tname(n, sizeof n, B, i, "mlp.ffn_ln.weight"), H);
+        GET(m, b->ffn_ln_b, tname(n, sizeof n, B, i, "mlp.ffn_ln.bias"), H);
+        GET(m, b->w3, tname(n, sizeof n, B, i, "mlp.w3.weight"), W, H);
+        GET(m, b->b3, tname(n, sizeof n, B, i, "mlp.w3.bias"), W);
     }
-    GET(m, p, "vision_model.norm.weight", W);
-    GET(m, p, "vision_model.norm.bias", W);
-    return 0;
+    GET(m, vt->norm_w, "vision_model.norm.weight", W);
+    GET(m, vt->norm_b, "vision_model.norm.bias", W);
+    return jc_vision_rope(vt, (int)g);
+}
+
+/* preprocessor_config.json is optional; the spec's values stand where it is silent. */
+static int read_preprocess(struct jc_model *m)
+{
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    char *path = jc_path_join(m->dir, "preprocessor_config.json"), *buf;
+    size_t len;
+    int rc;
+
+    m->pre.size = m->vdims.image_size;
+    memcpy(m->pre.mean, mean, sizeof mean);
+    memcpy(m->pre.std, std, sizeof std);
+    if (!path)
+        return JC_ENOMEM;
+    rc = jc_read_file(path, 1u << 20, &buf, &len);
+    if (rc == JC_EIO && access(path, F_OK) != 0) {
+        free(path);
+        return 0;
+    }
+    if (rc == 0) {
+        rc = jc_preprocess_parse(&m->pre, buf, len, path);
+        free(buf);
+    }
+    if (rc == 0 && m->pre.size != m->vdims.image_size)
+        rc = jc_fail(JC_EFORMAT, "%s: size %d differs from vision_config.image_size %d", path,
+                     m->pre.size, m->vdims.image_size);
+    free(path);
+    return rc;
 }
 
 static int read_logit_scale(struct jc_model *m)
@@ -375,7 +407,7 @@ static int open_model(struct jc_model *m, const char *dir, unsigned what)
         return rc;
     if (what & JC_LOAD_TEXT && (rc = load_text(m)) < 0)
         return rc;
-    if (what & JC_LOAD_VISION && (rc = check_vision(m)) < 0)
+    if (what & JC_LOAD_VISION && ((rc = load_vision(m)) < 0 || (rc = read_preprocess(m)) < 0))
         return rc;
     if ((rc = read_logit_scale(m)) < 0)
         return rc;
@@ -411,6 +443,9 @@ void jc_model_free(struct jc_model *m)
     jc_tokenizer_free(m->tok);
     free(m->text.layers);
     free(m->text.slopes);
+    free(m->vision.blocks);
+    free(m->vision.rope_cos);
+    free(m->vision.rope_sin);
     free(m->dir);
     free(m);
 }
@@ -446,5 +481,15 @@ int jc_model_info(const struct jc_model *m, struct jc_model_info *info)
         if (strcmp(m->st.t[i].dtype_name, info->dtype))
             info->dtype = "mixed";
     }
+    return 0;
+}
+
+int jc_model_preprocess(const struct jc_model *m, int *size, float mean[3], float std[3])
+{
+    if (!(m->loaded & JC_LOAD_VISION))
+        return jc_fail(JC_EINVAL, "model '%s' was opened without its vision tower", m->dir);
+    *size = m->pre.size;
+    memcpy(mean, m->pre.mean, sizeof m->pre.mean);
+    memcpy(std, m->pre.std, sizeof m->pre.std);
     return 0;
 }

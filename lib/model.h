@@ -34,6 +34,34 @@ struct jc_text_tower {
     float *slopes;                    /* [heads] ALiBi */
 };
 
+struct jc_vision_block {
+    const float *ln1_w, *ln1_b;           /* [W] */
+    const float *wq, *wk, *wv;            /* [W, W] each */
+    const float *q_bias, *v_bias;         /* [W]; k has no bias */
+    const float *inner_ln_w, *inner_ln_b; /* [W] */
+    const float *wproj, *bproj;           /* [W, W], [W] */
+    const float *ln2_w, *ln2_b;           /* [W] */
+    const float *w1, *b1, *w2, *b2;       /* [Hm, W], [Hm] */
+    const float *ffn_ln_w, *ffn_ln_b;     /* [Hm] */
+    const float *w3, *b3;                 /* [W, Hm], [W] */
+};
+
+struct jc_vision_tower {
+    struct jc_vision_dims dims;
+    const float *cls;               /* [W] */
+    const float *pos;               /* [1 + g*g, W] */
+    const float *patch_w, *patch_b; /* [W, 3*P*P], [W] */
+    struct jc_vision_block *blocks; /* [layers] */
+    const float *norm_w, *norm_b;   /* [W] */
+    float *rope_cos, *rope_sin;     /* [g*g, head_dim/2] per channel pair */
+};
+
+/* preprocessor_config.json, with the jina-clip-v1 values where it is silent. */
+struct jc_preprocess {
+    int size;
+    float mean[3], std[3];
+};
+
 struct jc_model {
     char *dir;
     unsigned loaded;
@@ -45,10 +73,18 @@ struct jc_model {
     struct jc_text_dims tdims;
     struct jc_vision_dims vdims;
     struct jc_text_tower text;
+    struct jc_vision_tower vision;
+    struct jc_preprocess pre;
 };
+
+/* Fills the RoPE tables of the vision tower (spec section 4). */
+int jc_vision_rope(struct jc_vision_tower *v, int grid);
 
 /* Parses config.json text. `path` is used in errors. */
 int jc_config_parse(struct jc_config *c, const char *json, size_t len, const char *path);
+
+/* Parses preprocessor_config.json text into *p (fields it lacks are left as they are). */
+int jc_preprocess_parse(struct jc_preprocess *p, const char *json, size_t len, const char *path);
 
 /* ALiBi slopes of the reference get_alibi_slopes(heads), rounded to float. */
 void jc_alibi_slopes(float *out, int heads);

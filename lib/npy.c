@@ -1,6 +1,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -191,12 +192,12 @@ int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
     bool f4 = (v = dict_value(dict, "'descr'")) && !strncmp(v, "'<f4'", 5);
     bool c_order = (v = dict_value(dict, "'fortran_order'")) && !strncmp(v, "False", 5);
     const char *shape = dict_value(dict, "'shape'");
-    unsigned long long d[3] = {0, 0, 0};
+    unsigned long long d[8] = {0};
     int nd = -1;
     if (shape && *shape == '(') {
         const char *p = shape + 1;
         nd = 0;
-        while (nd < 3) {
+        while (nd < 8) {
             char *end;
             while (*p == ' ')
                 p++;
@@ -216,13 +217,19 @@ int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
         }
     }
     dict[hlen] = save;
-    if (!f4 || !c_order || nd < 1 || nd > 2) {
-        rc = jc_fail(JC_EFORMAT, "'%s' is not a 1-d or 2-d little-endian float32 C-order .npy",
-                     path);
+    if (!f4 || !c_order || nd < 1 || nd > 7) {
+        rc = jc_fail(JC_EFORMAT, "'%s' is not a little-endian float32 C-order .npy", path);
         goto out_free;
     }
     *rows = nd == 1 ? 1 : d[0];
     *cols = nd == 1 ? d[0] : d[1];
+    for (int i = 2; i < nd; i++) {
+        if (d[i] && *cols > SIZE_MAX / 4 / d[i]) {
+            rc = jc_fail(JC_EFORMAT, "'%s': shape too large", path);
+            goto out_free;
+        }
+        *cols *= d[i];
+    }
     size_t body = len - off - hlen;
     if (*cols && *rows > body / 4 / *cols) {
         rc =

@@ -12,27 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QBLOCK   64  /* query rows per attention job */
 #define MLP_ROWS 512 /* token rows per feed-forward chunk */
 #define EW_ROWS  64  /* token rows per elementwise job */
-
-struct seq {
-    size_t off, len;
-    bool padded; /* holds id 0, which is masked out */
-};
-
-struct attn_job {
-    int seq, head, row0;
-};
 
 struct text_ws {
     const struct jc_text_tower *t;
     const struct jc_kernels *k;
     size_t T;
     int D, I;
-    struct seq *seqs;
-    struct attn_job *jobs;
-    int n_jobs;
+    struct jc_seq *seqs;
+    struct jc_attention attn;
+    struct jc_attention_job *jobs;
     uint8_t *mask; /* [T] 1 = real token */
     float *h;      /* [T, D] */
     float *qkv;    /* [T, 3D] */
@@ -40,34 +30,14 @@ struct text_ws {
     float *tmp;    /* [T, D] */
     float *u;      /* [MLP_ROWS, 2I] */
     float *y;      /* [MLP_ROWS, I] */
-    float *scores; /* [threads, QBLOCK, Lmax] */
+    float *scores; /* jc_attention scratch */
     float *pad;    /* jc_linear scratch */
+    double *sum;   /* [D] pooling */
     size_t lmax;
     /* per-phase arguments */
     const float *ln_w, *ln_b;
     size_t rows0, rows;
 };
-
-static void attention_job(void *arg, int j, int thread)
-{
-    struct text_ws *w = arg;
-    const struct attn_job *job = &w->jobs[j];
-    const struct seq *s = &w->seqs[job->seq];
-    const int D = w->D, hd = w->t->dims.head_dim, L = (int)s->len;
-    const int nb = L - job->row0 < QBLOCK ? L - job->row0 : QBLOCK;
-    const float *base = w->qkv + s->off * 3 * D + (size_t)job->head * hd;
-    float *S = w->scores + (size_t)thread * QBLOCK * w->lmax;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float slope = w->t->slopes[job->head];
-
-    jc_sgemm(true, nb, L, hd, 1.0f, base + (size_t)job->row0 * 3 * D, 3 * D, base + D, 3 * D, 0.0f,
-             S, L);
-    for (int r = 0; r < nb; r++)
-        w->k->softmax_alibi_row(S + (size_t)r * L, L, scale, slope, job->row0 + r,
-                                s->padded ? w->mask + s->off : NULL);
-    jc_sgemm(false, nb, hd, L, 1.0f, S, L, base + 2 * D, 3 * D, 0.0f,
-             w->ctx + (s->off + job->row0) * D + (size_t)job->head * hd, D);
-}
 
 /* h = LN(tmp + h) on rows [rows0, rows0 + rows). */
 static void residual_ln_job(void *arg, int j, int thread)
@@ -113,7 +83,7 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
     const size_t T = w->T;
 
     jc_linear(w->h, (int)T, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, w->pad);
-    jc_pool_run(w->n_jobs, attention_job, w);
+    jc_attention(&w->attn, w->jobs, w->scores);
     jc_linear(w->ctx, (int)T, D, l->wout, l->bout, D, w->tmp, D, w->pad);
     residual_ln(w, 0, T, l->ln1_w, l->ln1_b);
 
@@ -146,7 +116,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     struct text_ws w = {0};
     const struct jc_text_tower *t = &m->text;
     const int D = t->dims.dim, I = t->dims.intermediate;
-    int rc = 0, threads = jc_threads();
+    int rc = 0;
 
     if (!(m->loaded & JC_LOAD_TEXT))
         return jc_fail(JC_EINVAL, "model '%s' was opened without its text tower", m->dir);
@@ -186,28 +156,37 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
             w.mask[off + i] = id != 0;
             w.seqs[s].padded |= id == 0;
         }
-        w.n_jobs += t->dims.heads * (int)((lens[s] + QBLOCK - 1) / QBLOCK);
         off += lens[s];
     }
     size_t chunk = w.T < MLP_ROWS ? w.T : MLP_ROWS;
-    w.jobs = jc_malloc((size_t)w.n_jobs * sizeof *w.jobs, "the attention jobs");
+    w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
+                       "the attention jobs");
     w.h = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.qkv = jc_malloc(w.T * 3 * D * sizeof(float), "text activations");
     w.ctx = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.tmp = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
     w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
-    w.scores = jc_malloc((size_t)threads * QBLOCK * w.lmax * sizeof(float), "attention scores");
+    w.scores = jc_malloc(jc_attention_scratch(w.lmax) * sizeof(float), "attention scores");
     w.pad = jc_malloc(jc_linear_scratch(D > I ? D : I) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad) {
+    w.sum = jc_malloc(D * sizeof(double), "pooling sums");
+    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad ||
+        !w.sum) {
         rc = JC_ENOMEM;
         goto out_free;
     }
-    int j = 0;
-    for (size_t s = 0; s < n; s++)
-        for (int hh = 0; hh < t->dims.heads; hh++)
-            for (size_t r = 0; r < lens[s]; r += QBLOCK)
-                w.jobs[j++] = (struct attn_job){(int)s, hh, (int)r};
+    w.attn = (struct jc_attention){
+        .qkv = w.qkv,
+        .ctx = w.ctx,
+        .dim = D,
+        .heads = t->dims.heads,
+        .head_dim = t->dims.head_dim,
+        .scale = 1.0f / sqrtf((float)t->dims.head_dim),
+        .slopes = t->slopes,
+        .mask = w.mask,
+        .seqs = w.seqs,
+        .n_seqs = n,
+    };
 
     /* Embeddings: no position embeddings (ALiBi stands in), token type 0 throughout. */
     for (size_t s = 0, r = 0; s < n; s++)
@@ -222,21 +201,23 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     for (int l = 0; l < t->dims.layers; l++)
         run_layer(&w, &t->layers[l]);
 
-    /* Mean over the tokens that are not [PAD], [CLS] and [SEP] included. */
+    /* Mean over the tokens that are not [PAD], [CLS] and [SEP] included; sums in double. */
+    double *sum = w.sum;
     for (size_t s = 0; s < n; s++) {
-        const struct seq *q = &w.seqs[s];
+        const struct jc_seq *q = &w.seqs[s];
         float *o = out + s * D;
         size_t count = 0;
-        for (int c = 0; c < D; c++) {
-            double sum = 0;
-            count = 0;
-            for (size_t i = 0; i < q->len; i++)
-                if (w.mask[q->off + i]) {
-                    sum += w.h[(q->off + i) * D + c];
-                    count++;
-                }
-            o[c] = count ? (float)(sum / count) : 0.0f;
+        memset(sum, 0, D * sizeof *sum);
+        for (size_t i = 0; i < q->len; i++) {
+            const float *h = w.h + (q->off + i) * D;
+            if (!w.mask[q->off + i])
+                continue;
+            for (int c = 0; c < D; c++)
+                sum[c] += h[c];
+            count++;
         }
+        for (int c = 0; c < D; c++)
+            o[c] = count ? (float)(sum[c] / count) : 0.0f;
         if (!(flags & JC_EMBED_RAW))
             jc_l2_normalize(o, D);
     }
@@ -253,5 +234,6 @@ out_free:
     free(w.y);
     free(w.scores);
     free(w.pad);
+    free(w.sum);
     return rc;
 }

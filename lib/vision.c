@@ -1,0 +1,274 @@
+/*
+ * The EVA-02 vision tower (spec section 4): patch embedding, CLS and position embeddings,
+ * pre-norm blocks with q/v biases, 2D RoPE on the patch tokens, sub-LayerNorm after
+ * attention and inside the SwiGLU MLP, a final norm; the embedding is the CLS token.
+ * A batch of images is one token matrix for the linear layers.
+ */
+#include "compute.h"
+#include "kernels.h"
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MLP_ROWS 512 /* token rows per MLP chunk */
+#define EW_ROWS  64  /* token rows per elementwise job */
+
+struct vision_ws {
+    const struct jc_vision_tower *v;
+    const struct jc_kernels *k;
+    size_t T; /* tokens in the batch */
+    int W, Hm, n_tok;
+    struct jc_seq *seqs;
+    struct jc_attention attn;
+    struct jc_attention_job *jobs;
+    float *x;       /* [T, W] residual stream */
+    float *t;       /* [T, W] normed input of a sublayer; also im2col patches */
+    float *qkv;     /* [T, 3W] */
+    float *ctx;     /* [T, W] */
+    float *tmp;     /* [T, W] */
+    float *g1, *g2; /* [MLP_ROWS, Hm] */
+    float *scores, *pad;
+    /* per-phase arguments */
+    const float *ln_w, *ln_b;
+    const float *src;
+    float *dst;
+    size_t rows0, rows;
+    int n;
+};
+
+int jc_vision_rope(struct jc_vision_tower *v, int grid)
+{
+    const int hd = v->dims.head_dim, half = hd / 2, quarter = half / 2;
+    const size_t n = (size_t)grid * grid * half;
+
+    v->rope_cos = jc_malloc(n * sizeof(float), "the RoPE tables");
+    v->rope_sin = jc_malloc(n * sizeof(float), "the RoPE tables");
+    if (!v->rope_cos || !v->rope_sin)
+        return JC_ENOMEM;
+    /* Pair i < half/2 turns with the row, the rest with the column; float32 as the reference. */
+    for (int p = 0; p < grid * grid; p++)
+        for (int i = 0; i < half; i++) {
+            int m = i < quarter ? i : i - quarter;
+            float f = 1.0f / powf(10000.0f, (float)(2 * m) / (float)half);
+            float angle = (float)(i < quarter ? p / grid : p % grid) * f;
+            v->rope_cos[(size_t)p * half + i] = (float)cos((double)angle);
+            v->rope_sin[(size_t)p * half + i] = (float)sin((double)angle);
+        }
+    return 0;
+}
+
+/* dst = LN(src) over n columns, rows [rows0, rows0 + rows). */
+static void ln_job(void *arg, int j, int thread)
+{
+    struct vision_ws *w = arg;
+    size_t r0 = w->rows0 + (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
+    (void)thread;
+    if (r1 > w->rows0 + w->rows)
+        r1 = w->rows0 + w->rows;
+    for (size_t r = r0; r < r1; r++)
+        w->k->layernorm(w->dst + r * w->n, w->src + r * w->n, w->ln_w, w->ln_b, w->n,
+                        w->v->dims.eps);
+}
+
+static void layernorm(struct vision_ws *w, float *dst, const float *src, size_t rows, int n,
+                      const float *lw, const float *lb)
+{
+    w->dst = dst;
+    w->src = src;
+    w->rows0 = 0;
+    w->rows = rows;
+    w->n = n;
+    w->ln_w = lw;
+    w->ln_b = lb;
+    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
+}
+
+/* Rotates q and k of every patch token (never the CLS token) in place, per image. */
+static void rope_job(void *arg, int img, int thread)
+{
+    struct vision_ws *w = arg;
+    const struct jc_vision_tower *v = w->v;
+    const int W = w->W, hd = v->dims.head_dim, half = hd / 2;
+    (void)thread;
+    for (int p = 1; p < w->n_tok; p++) {
+        float *row = w->qkv + ((size_t)img * w->n_tok + p) * 3 * W;
+        const float *cs = v->rope_cos + (size_t)(p - 1) * half;
+        const float *sn = v->rope_sin + (size_t)(p - 1) * half;
+        for (int part = 0; part < 2; part++) /* q, then k */
+            for (int h = 0; h < v->dims.heads; h++) {
+                float *x = row + part * W + h * hd;
+                for (int i = 0; i < half; i++) {
+                    float x0 = x[2 * i], x1 = x[2 * i + 1];
+                    x[2 * i] = x0 * cs[i] - x1 * sn[i];
+                    x[2 * i + 1] = x1 * cs[i] + x0 * sn[i];
+                }
+            }
+    }
+}
+
+static void swiglu_job(void *arg, int j, int thread)
+{
+    struct vision_ws *w = arg;
+    size_t r0 = (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
+    (void)thread;
+    if (r1 > w->rows)
+        r1 = w->rows;
+    for (size_t r = r0; r < r1; r++) {
+        float *g = w->g1 + r * w->Hm;
+        w->k->silu_mul(g, g, w->g2 + r * w->Hm, w->Hm);
+        w->k->layernorm(g, g, w->ln_w, w->ln_b, w->Hm, w->v->dims.eps);
+    }
+}
+
+static void add_job(void *arg, int j, int thread)
+{
+    struct vision_ws *w = arg;
+    size_t r0 = w->rows0 + (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
+    (void)thread;
+    if (r1 > w->rows0 + w->rows)
+        r1 = w->rows0 + w->rows;
+    for (size_t r = r0; r < r1; r++)
+        w->k->add(w->x + r * w->W, w->tmp + r * w->W, w->W);
+}
+
+static void residual(struct vision_ws *w, size_t rows0, size_t rows)
+{
+    w->rows0 = rows0;
+    w->rows = rows;
+    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), add_job, w);
+}
+
+static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
+{
+    const int W = w->W, Hm = w->Hm;
+    const size_t T = w->T;
+
+    layernorm(w, w->t, w->x, T, W, b->ln1_w, b->ln1_b);
+    jc_linear(w->t, (int)T, W, b->wq, b->q_bias, W, w->qkv, 3 * W, w->pad);
+    jc_linear(w->t, (int)T, W, b->wk, NULL, W, w->qkv + W, 3 * W, w->pad);
+    jc_linear(w->t, (int)T, W, b->wv, b->v_bias, W, w->qkv + 2 * W, 3 * W, w->pad);
+    jc_pool_run((int)(T / (size_t)w->n_tok), rope_job, w);
+    jc_attention(&w->attn, w->jobs, w->scores);
+    layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b);
+    jc_linear(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->tmp, W, w->pad);
+    residual(w, 0, T);
+
+    layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b);
+    for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
+        size_t rows = T - r0 < MLP_ROWS ? T - r0 : MLP_ROWS;
+        jc_linear(w->t + r0 * W, (int)rows, W, b->w1, b->b1, Hm, w->g1, Hm, w->pad);
+        jc_linear(w->t + r0 * W, (int)rows, W, b->w2, b->b2, Hm, w->g2, Hm, w->pad);
+        w->rows = rows;
+        w->ln_w = b->ffn_ln_w;
+        w->ln_b = b->ffn_ln_b;
+        jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), swiglu_job, w);
+        jc_linear(w->g1, (int)rows, Hm, b->w3, b->b3, W, w->tmp + r0 * W, W, w->pad);
+    }
+    residual(w, 0, T);
+}
+
+int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned flags, float *out)
+{
+    struct vision_ws w = {0};
+    const struct jc_vision_tower *v = &m->vision;
+    const int S = v->dims.image_size, P = v->dims.patch_size, g = S / P, K = 3 * P * P;
+    const int W = v->dims.width;
+    int rc = 0;
+
+    if (!(m->loaded & JC_LOAD_VISION))
+        return jc_fail(JC_EINVAL, "model '%s' was opened without its vision tower", m->dir);
+    if (n == 0)
+        return 0;
+    if (n > (1u << 16))
+        return jc_fail(JC_ELIMIT, "a batch of %zu images is too large", n);
+    w.v = v;
+    w.k = jc_kernels();
+    w.W = W;
+    w.Hm = v->dims.mlp_hidden;
+    w.n_tok = g * g + 1;
+    w.T = n * (size_t)w.n_tok;
+
+    size_t T = w.T, chunk = T < MLP_ROWS ? T : MLP_ROWS, big = W > w.Hm ? W : w.Hm;
+    w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
+    if (!w.seqs)
+        return JC_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        w.seqs[i] = (struct jc_seq){i * (size_t)w.n_tok, (size_t)w.n_tok, false};
+    w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, v->dims.heads) * sizeof *w.jobs,
+                       "the attention jobs");
+    w.x = jc_malloc(T * W * sizeof(float), "image activations");
+    w.t = jc_malloc(T * (W > K ? W : K) * sizeof(float), "image activations");
+    w.qkv = jc_malloc(T * 3 * W * sizeof(float), "image activations");
+    w.ctx = jc_malloc(T * W * sizeof(float), "image activations");
+    w.tmp = jc_malloc(T * W * sizeof(float), "image activations");
+    w.g1 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
+    w.g2 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
+    w.scores = jc_malloc(jc_attention_scratch((size_t)w.n_tok) * sizeof(float), "attention scores");
+    w.pad = jc_malloc(jc_linear_scratch((int)(big > (size_t)K ? big : (size_t)K)) * sizeof(float),
+                      "GEMM scratch");
+    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.tmp || !w.g1 || !w.g2 || !w.scores ||
+        !w.pad) {
+        rc = JC_ENOMEM;
+        goto out_free;
+    }
+    w.attn = (struct jc_attention){
+        .qkv = w.qkv,
+        .ctx = w.ctx,
+        .dim = W,
+        .heads = v->dims.heads,
+        .head_dim = v->dims.head_dim,
+        .scale = 1.0f / sqrtf((float)v->dims.head_dim),
+        .seqs = w.seqs,
+        .n_seqs = n,
+    };
+
+    /* Patch embedding as a GEMM: one row per patch, laid out (channel, ky, kx) like the conv. */
+    float *patches = w.t;
+    for (size_t i = 0; i < n; i++)
+        for (int p = 0; p < g * g; p++) {
+            float *row = patches + (i * g * g + p) * K;
+            const float *img = pixels + i * 3 * S * S;
+            int r = p / g, c = p % g;
+            for (int ch = 0; ch < 3; ch++)
+                for (int ky = 0; ky < P; ky++)
+                    memcpy(row + (ch * P + ky) * P, img + ((size_t)ch * S + r * P + ky) * S + c * P,
+                           P * sizeof(float));
+        }
+    jc_linear(patches, (int)(n * g * g), K, v->patch_w, v->patch_b, W, w.tmp, W, w.pad);
+    for (size_t i = 0; i < n; i++) {
+        float *x = w.x + i * w.n_tok * W;
+        for (int c = 0; c < W; c++)
+            x[c] = v->cls[c] + v->pos[c];
+        for (int p = 0; p < g * g; p++)
+            for (int c = 0; c < W; c++)
+                x[(size_t)(p + 1) * W + c] =
+                    w.tmp[(i * g * g + p) * W + c] + v->pos[(size_t)(p + 1) * W + c];
+    }
+
+    for (int l = 0; l < v->dims.layers; l++)
+        run_block(&w, &v->blocks[l]);
+
+    /* Only the CLS token is the embedding: the final norm runs on it alone. */
+    for (size_t i = 0; i < n; i++) {
+        float *o = out + i * W;
+        w.k->layernorm(o, w.x + i * w.n_tok * W, v->norm_w, v->norm_b, W, v->dims.eps);
+        if (!(flags & JC_EMBED_RAW))
+            jc_l2_normalize(o, W);
+    }
+
+out_free:
+    free(w.seqs);
+    free(w.jobs);
+    free(w.x);
+    free(w.t);
+    free(w.qkv);
+    free(w.ctx);
+    free(w.tmp);
+    free(w.g1);
+    free(w.g2);
+    free(w.scores);
+    free(w.pad);
+    return rc;
+}

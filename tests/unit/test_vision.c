@@ -1,0 +1,96 @@
+/*
+ * Golden conformance of the vision tower from the reference's own pixels (model only):
+ * every image of tests/golden/pixels.npy through each generated test model, against the
+ * raw image features, within the tolerances of tests/golden/README.md.
+ */
+#include "testutil.h"
+
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *pixels;
+static size_t n_images;
+
+/* The RoPE tables equal the reference's (stored per channel, each pair twice). */
+static void check_rope(const char *cfg, struct jc_model *m)
+{
+    char path[256];
+    size_t rows, cols;
+    const struct jc_vision_tower *v = &m->vision;
+    int half = v->dims.head_dim / 2;
+
+    for (int t = 0; t < 2; t++) {
+        snprintf(path, sizeof path, TU_GOLDEN "/%s/rope_%s.npy", cfg, t ? "sin" : "cos");
+        float *ref = tu_npy(path, &rows, &cols);
+        const float *got = t ? v->rope_sin : v->rope_cos;
+        assert_int_equal(cols, (size_t)v->dims.head_dim);
+        double worst = 0;
+        for (size_t p = 0; p < rows; p++)
+            for (int i = 0; i < half; i++) {
+                worst = fmax(worst, fabs(ref[p * cols + 2 * i] - got[p * half + i]));
+                worst = fmax(worst, fabs(ref[p * cols + 2 * i + 1] - got[p * half + i]));
+            }
+        if (worst > 1e-6)
+            fail_msg("%s rope %s differs by %g", cfg, t ? "sin" : "cos", worst);
+        free(ref);
+    }
+}
+
+static void test_config(const char *cfg)
+{
+    char path[256];
+    struct jc_model *m;
+    size_t rows, d;
+
+    snprintf(path, sizeof path, TU_GOLDEN "/%s/image_raw.npy", cfg);
+    float *ref = tu_npy(path, &rows, &d);
+    assert_int_equal(rows, n_images);
+    snprintf(path, sizeof path, TU_MODELS "/%s", cfg);
+    if (jc_model_open(&m, path, JC_LOAD_VISION) < 0)
+        fail_msg("%s", jc_errmsg());
+    assert_int_equal(jc_model_dim(m), d);
+    check_rope(cfg, m);
+
+    size_t per = 3 * 224 * 224;
+    float *alone = calloc(n_images * d, sizeof *alone),
+          *batch = calloc(n_images * d, sizeof *batch);
+    for (size_t i = 0; i < n_images; i++)
+        assert_int_equal(jc_embed_images(m, pixels + i * per, 1, JC_EMBED_RAW, alone + i * d), 0);
+    assert_int_equal(jc_embed_images(m, pixels, n_images, JC_EMBED_RAW, batch), 0);
+    for (size_t i = 0; i < n_images; i++) {
+        const float *g = alone + i * d, *r = ref + i * d;
+        double cos = tu_cosine(g, r, d), diff = tu_max_abs_diff(g, r, d);
+        double bar = 1e-4 * tu_max_abs(r, d);
+        if (cos < 0.99999 || diff > bar)
+            fail_msg("%s image %zu: cosine %.9f, max abs diff %.3g > %.3g", cfg, i, cos, diff, bar);
+    }
+    /* A batch gives each image bitwise what it gets alone. */
+    assert_memory_equal(alone, batch, n_images * d * sizeof *alone);
+    free(alone);
+    free(batch);
+    free(ref);
+    jc_model_free(m);
+}
+
+static void test_configs(void **state)
+{
+    char names[8][16];
+    int n = tu_configs(names, 8);
+    (void)state;
+    for (int i = 0; i < n; i++)
+        test_config(names[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_configs),
+    };
+    size_t cols;
+    pixels = tu_npy(TU_GOLDEN "/pixels.npy", &n_images, &cols);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
