@@ -30,7 +30,7 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models
+.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo
 all: jclip $(GEN)
 
 jclip: $(CMD_OBJ) $(BUILD)/libjclip.a
@@ -75,6 +75,12 @@ test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_recipe
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_vision
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_golden
+
+# A first run with no download: the generated tiny model (random weights, real shapes).
+demo: jclip $(MODELS)/tiny/model.safetensors
+	./jclip info -m $(MODELS)/tiny
+	./jclip count-tokens -m $(MODELS)/tiny --tokens "A photo of a cat"
+	./jclip embed-text -m $(MODELS)/tiny "A photo of a cat" "A photo of a dog" | cut -c1-72
 
 install: jclip
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
