@@ -69,7 +69,9 @@ int jc_blas_fix_coretype(char **argv)
     if (pretend && *pretend)
         have = pretend;
 
-    if (getenv("OPENBLAS_CORETYPE") || !want || !jc_blas_coretype_below(have, want))
+    const char *user = getenv("OPENBLAS_CORETYPE");
+
+    if ((user && *user) || !want || !jc_blas_coretype_below(have, want))
         return 0;
     /* OpenBLAS chose its kernels when it was loaded; only a fresh process can change them. */
     if (setenv("OPENBLAS_CORETYPE", want, 1) < 0)
