@@ -303,7 +303,7 @@ int cmd_embed_text(int argc, char **argv)
     }
     if (ok && s.format == FMT_NPY && !output) {
         char hdr[256];
-        size_t hl = jc_npy_header(hdr, sizeof hdr, s.held_rows, s.dim);
+        size_t hl = jc_npy_header(hdr, sizeof hdr, s.held_rows, s.dim, NULL, 0);
         ok = fwrite(hdr, 1, hl, stdout) == hl &&
              fwrite(s.held, sizeof(float) * s.dim, s.held_rows, stdout) == s.held_rows &&
              fflush(stdout) == 0;

@@ -1,6 +1,7 @@
 /* jclip: the command table and the entry point. */
 #include "cmd.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,14 @@ static int cmd_help(int argc, char **argv)
     return c->fn(2, args);
 }
 
+/* An interrupted run leaves no temporary output behind, then dies of the same signal. */
+static void on_signal(int sig)
+{
+    jc_afile_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int main(int argc, char **argv)
 {
     static char prefix[64];
@@ -77,6 +86,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     snprintf(prefix, sizeof prefix, "jclip %s", c->name);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa = {.sa_handler = on_signal}, old;
+        /* keep a signal ignored when the caller ignored it (nohup, background jobs) */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
     cmd_prefix = prefix;
     if (c->blas && jc_blas_fix_coretype(argv) < 0)
         warning("%s", jc_errmsg()); /* still correct, only slower */

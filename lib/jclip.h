@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define JCLIP_VERSION "0.1.0"
 
@@ -251,6 +252,24 @@ int jc_image_resize_crop(const struct jc_image *img, int size, uint8_t *out);
 int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3],
                         const float std[3], float *out);
 
+/* ---- output files ----------------------------------------------------------------------- */
+
+/*
+ * An output file written atomically: data go to `f`, a temporary file beside `path`;
+ * commit flushes, syncs and renames it over `path`; abort (or a failed commit) removes it.
+ * A failed run never leaves a partial file or truncates an existing one.
+ */
+struct jc_afile {
+    char *path, *tmp;
+    FILE *f;
+};
+int jc_afile_open(struct jc_afile *a, const char *path);
+int jc_afile_commit(struct jc_afile *a);
+void jc_afile_abort(struct jc_afile *a);
+
+/* Removes every open temporary file; async-signal-safe, for SIGINT and SIGTERM handlers. */
+void jc_afile_cleanup(void);
+
 /* ---- .npy files ----------------------------------------------------------------------- */
 
 /*
@@ -260,8 +279,12 @@ int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3
  */
 int jc_npy_write(const char *path, const float *data, size_t rows, size_t cols);
 
-/* Formats the 128-byte-aligned .npy header for float32 [rows, cols]; returns its length. */
-size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols);
+/*
+ * Formats a .npy header for float32 [rows, inner...] (inner NULL: [rows, cols]), padded to
+ * a multiple of 64 bytes; returns its length, 0 if it does not fit in cap.
+ */
+size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols, const size_t *inner,
+                     int n_inner);
 
 /*
  * A .npy written row by row whose length is not known in advance: rows go to a temporary
@@ -270,12 +293,13 @@ size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols);
  */
 struct jc_npy_out;
 int jc_npy_out_open(struct jc_npy_out **o, const char *path, size_t cols);
+
+/* The same for rows of shape inner[0] x ... (the file's shape is [rows, inner...]). */
+int jc_npy_out_open_nd(struct jc_npy_out **o, const char *path, const size_t *inner,
+                       int n_inner);
 int jc_npy_out_append(struct jc_npy_out *o, const float *rows, size_t n);
 int jc_npy_out_commit(struct jc_npy_out *o);
 void jc_npy_out_abort(struct jc_npy_out *o);
-
-/* The temporary file name of an open writer (for removal from a signal handler). */
-const char *jc_npy_out_tmpname(const struct jc_npy_out *o);
 
 /*
  * Reads a float32 .npy. *data (malloc'd) gets the values; *rows gets the first dimension

@@ -6,14 +6,24 @@
 #include <string.h>
 #include <unistd.h>
 
-size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols)
+size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols, const size_t *inner,
+                     int n_inner)
 {
-    char dict[128];
-    int n = snprintf(dict, sizeof dict,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
+    char dict[256];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu",
+                     rows);
+    if (!inner) {
+        inner = &cols;
+        n_inner = 1;
+    }
+    for (int i = 0; i < n_inner && n < (int)sizeof dict; i++)
+        n += snprintf(dict + n, sizeof dict - n, ", %zu", inner[i]);
+    if (n < (int)sizeof dict)
+        n += snprintf(dict + n, sizeof dict - n, "), }");
+    if (n >= (int)sizeof dict)
+        return 0;
     /* magic(6) + version(2) + len(2) + dict + padding + '\n', total a multiple of 64 */
-    size_t total = 10 + (size_t)n + 1;
-    total = (total + 63) / 64 * 64;
+    size_t total = (10 + (size_t)n + 1 + 63) / 64 * 64;
     if (total > cap)
         return 0;
     memcpy(buf, "\x93NUMPY\x01\x00", 8);
@@ -25,44 +35,56 @@ size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols)
     return total;
 }
 
-/* The header is padded to this size so the final row count can be written in place. */
-#define HEADER_BYTES 128
-
+/*
+ * The header is written first with the row count 0 and rewritten at commit; its length is
+ * fixed when the writer opens (room for 20 digits), so the rewrite fits in place.
+ */
 struct jc_npy_out {
-    char *path, *tmp;
-    FILE *f;
-    size_t cols, rows;
+    struct jc_afile file;
+    size_t inner[8];
+    int n_inner;
+    size_t cols, rows, header_len;
 };
 
-int jc_npy_out_open(struct jc_npy_out **out, const char *path, size_t cols)
+/* The header for `rows`, padded with spaces to the length reserved at open. */
+static void padded_header(const struct jc_npy_out *o, size_t rows, char *out)
 {
-    struct jc_npy_out *o = jc_calloc(1, sizeof *o, "a .npy writer");
-    char hdr[HEADER_BYTES];
-    size_t plen = strlen(path);
+    char hdr[512];
+    size_t n = jc_npy_header(hdr, sizeof hdr, rows, 0, o->inner, o->n_inner);
+    memcpy(out, hdr, n - 1);
+    memset(out + n - 1, ' ', o->header_len - n);
+    out[o->header_len - 1] = '\n';
+    out[8] = (char)((o->header_len - 10) & 0xff);
+    out[9] = (char)((o->header_len - 10) >> 8);
+}
+
+int jc_npy_out_open_nd(struct jc_npy_out **out, const char *path, const size_t *inner,
+                       int n_inner)
+{
+    struct jc_npy_out *o;
+    char hdr[512];
+    int rc;
 
     *out = NULL;
-    if (!o)
+    if (n_inner < 1 || n_inner > 8)
+        return jc_fail(JC_EINVAL, "'%s': unsupported .npy shape", path);
+    if (!(o = jc_calloc(1, sizeof *o, "a .npy writer")))
         return JC_ENOMEM;
-    o->cols = cols;
-    o->path = strdup(path);
-    o->tmp = jc_malloc(plen + 32, "a file name");
-    if (!o->path || !o->tmp) {
-        free(o->path);
-        free(o->tmp);
-        free(o);
-        return jc_fail(JC_ENOMEM, "out of memory");
+    o->n_inner = n_inner;
+    o->cols = 1;
+    for (int i = 0; i < n_inner; i++) {
+        o->inner[i] = inner[i];
+        o->cols *= inner[i];
     }
-    snprintf(o->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    if (!(o->f = fopen(o->tmp, "wb"))) {
-        int rc = jc_fail(JC_EIO, "cannot create '%s': %s", o->tmp, strerror(errno));
-        free(o->path);
-        free(o->tmp);
+    /* Sized for the largest row count, then padded with spaces for the real one. */
+    o->header_len = jc_npy_header(hdr, sizeof hdr, SIZE_MAX, 0, o->inner, n_inner);
+    padded_header(o, 0, hdr);
+    if ((rc = jc_afile_open(&o->file, path)) < 0) {
         free(o);
         return rc;
     }
-    jc_npy_header(hdr, sizeof hdr, 0, cols);
-    if (fwrite(hdr, 1, HEADER_BYTES, o->f) != HEADER_BYTES) {
-        int rc = jc_fail(JC_EIO, "cannot write '%s': %s", o->tmp, strerror(errno));
+    if (fwrite(hdr, 1, o->header_len, o->file.f) != o->header_len) {
+        rc = jc_fail(JC_EIO, "cannot write '%s': %s", o->file.tmp, strerror(errno));
         jc_npy_out_abort(o);
         return rc;
     }
@@ -70,62 +92,41 @@ int jc_npy_out_open(struct jc_npy_out **out, const char *path, size_t cols)
     return 0;
 }
 
-int jc_npy_out_append(struct jc_npy_out *o, const float *rows, size_t n)
+int jc_npy_out_open(struct jc_npy_out **o, const char *path, size_t cols)
 {
-    if (fwrite(rows, sizeof *rows * o->cols, n, o->f) != n)
-        return jc_fail(JC_EIO, "cannot write '%s': %s", o->tmp, strerror(errno));
-    o->rows += n;
-    return 0;
+    return jc_npy_out_open_nd(o, path, &cols, 1);
 }
 
-const char *jc_npy_out_tmpname(const struct jc_npy_out *o)
+int jc_npy_out_append(struct jc_npy_out *o, const float *rows, size_t n)
 {
-    return o->tmp;
+    if (n && fwrite(rows, sizeof *rows * o->cols, n, o->file.f) != n)
+        return jc_fail(JC_EIO, "cannot write '%s': %s", o->file.tmp, strerror(errno));
+    o->rows += n;
+    return 0;
 }
 
 void jc_npy_out_abort(struct jc_npy_out *o)
 {
     if (!o)
         return;
-    if (o->f)
-        fclose(o->f);
-    unlink(o->tmp);
-    free(o->path);
-    free(o->tmp);
+    jc_afile_abort(&o->file);
     free(o);
 }
 
 int jc_npy_out_commit(struct jc_npy_out *o)
 {
-    char hdr[HEADER_BYTES];
-    int rc = 0;
+    char big[512];
+    int rc;
 
-    if (jc_npy_header(hdr, sizeof hdr, o->rows, o->cols) != HEADER_BYTES) {
-        rc = jc_fail(JC_ELIMIT, "'%s': too many rows for the header", o->path);
-        goto out_abort;
+    padded_header(o, o->rows, big);
+    if (fflush(o->file.f) != 0 || fseek(o->file.f, 0, SEEK_SET) != 0 ||
+        fwrite(big, 1, o->header_len, o->file.f) != o->header_len) {
+        rc = jc_fail(JC_EIO, "cannot write '%s': %s", o->file.tmp, strerror(errno));
+        jc_npy_out_abort(o);
+        return rc;
     }
-    if (fflush(o->f) != 0 || fseek(o->f, 0, SEEK_SET) != 0 ||
-        fwrite(hdr, 1, HEADER_BYTES, o->f) != HEADER_BYTES || fflush(o->f) != 0 ||
-        fsync(fileno(o->f)) != 0) {
-        rc = jc_fail(JC_EIO, "cannot write '%s': %s", o->tmp, strerror(errno));
-        goto out_abort;
-    }
-    FILE *f = o->f;
-    o->f = NULL;
-    if (fclose(f) != 0) {
-        rc = jc_fail(JC_EIO, "cannot write '%s': %s", o->tmp, strerror(errno));
-        goto out_abort;
-    }
-    if (rename(o->tmp, o->path) != 0) {
-        rc = jc_fail(JC_EIO, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
-        goto out_abort;
-    }
-    free(o->path);
-    free(o->tmp);
+    rc = jc_afile_commit(&o->file);
     free(o);
-    return 0;
-out_abort:
-    jc_npy_out_abort(o);
     return rc;
 }
 

@@ -186,3 +186,35 @@ load helper
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip embed-text: JCLIP_THREADS: 'many' is not a whole number from 1 to 256" ]
 }
+
+@test "SIGINT or SIGTERM mid-run leaves no output file behind" {
+    out="$BATS_TEST_TMPDIR/sig.npy"
+    for sig in INT TERM; do
+        fifo="$BATS_TEST_TMPDIR/in.$sig"
+        mkfifo "$fifo"
+        # a background job starts with SIGINT ignored, which jclip respects; undo that here
+        env --default-signal=INT "$JCLIP" embed-text -m "$MODEL" -o "$out" < "$fifo" 2> /dev/null &
+        pid=$!
+        exec 7> "$fifo"
+        echo "some text" >&7
+        for i in $(seq 100); do
+            ls "$BATS_TEST_TMPDIR" | grep -q 'sig.npy.tmp' && break
+            sleep 0.05
+        done
+        kill -s "$sig" "$pid"
+        st=0
+        wait "$pid" || st=$?
+        exec 7>&-
+        [ "$st" -eq $((128 + $(kill -l "$sig"))) ]
+        [ ! -e "$out" ]
+        assert_no_tmp_files "$BATS_TEST_TMPDIR"
+    done
+}
+
+@test "an existing output file is kept when a run fails" {
+    out="$BATS_TEST_TMPDIR/keep.npy"
+    echo precious > "$out"
+    run --separate-stderr "$JCLIP" embed-text -m "$BATS_TEST_TMPDIR/no-model" -o "$out" hi
+    [ "$status" -eq 1 ]
+    [ "$(cat "$out")" = precious ]
+}
