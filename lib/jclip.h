@@ -207,6 +207,16 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
 /* The model's preprocessing: image size, per-channel mean and std (JC_LOAD_VISION). */
 int jc_model_preprocess(const struct jc_model *m, int *size, float mean[3], float std[3]);
 
+/* The stored logit_scale parameter; CLIP logits are exp(logit_scale) * cosine. */
+float jc_model_logit_scale(const struct jc_model *m);
+
+/*
+ * out[nq, nc] = q c^T: the cosines of every row of q [nq, d] with every row of c [nc, d]
+ * when both are L2-normalised. One GEMM, split across the thread pool; each value does not
+ * depend on the other rows. Returns 0 or JC_ENOMEM.
+ */
+int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out);
+
 /* L2-normalises v[0..n) in place as the reference does: v / max(|v|, 1e-12). */
 void jc_l2_normalize(float *v, size_t n);
 
@@ -295,8 +305,7 @@ struct jc_npy_out;
 int jc_npy_out_open(struct jc_npy_out **o, const char *path, size_t cols);
 
 /* The same for rows of shape inner[0] x ... (the file's shape is [rows, inner...]). */
-int jc_npy_out_open_nd(struct jc_npy_out **o, const char *path, const size_t *inner,
-                       int n_inner);
+int jc_npy_out_open_nd(struct jc_npy_out **o, const char *path, const size_t *inner, int n_inner);
 int jc_npy_out_append(struct jc_npy_out *o, const float *rows, size_t n);
 int jc_npy_out_commit(struct jc_npy_out *o);
 void jc_npy_out_abort(struct jc_npy_out *o);

@@ -493,3 +493,8 @@ int jc_model_preprocess(const struct jc_model *m, int *size, float mean[3], floa
     memcpy(std, m->pre.std, sizeof m->pre.std);
     return 0;
 }
+
+float jc_model_logit_scale(const struct jc_model *m)
+{
+    return m->logit_scale;
+}

@@ -10,8 +10,8 @@ size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols, const size
                      int n_inner)
 {
     char dict[256];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu",
-                     rows);
+    int n =
+        snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu", rows);
     if (!inner) {
         inner = &cols;
         n_inner = 1;
@@ -58,8 +58,7 @@ static void padded_header(const struct jc_npy_out *o, size_t rows, char *out)
     out[9] = (char)((o->header_len - 10) >> 8);
 }
 
-int jc_npy_out_open_nd(struct jc_npy_out **out, const char *path, const size_t *inner,
-                       int n_inner)
+int jc_npy_out_open_nd(struct jc_npy_out **out, const char *path, const size_t *inner, int n_inner)
 {
     struct jc_npy_out *o;
     char hdr[512];

@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "compute.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -182,4 +183,16 @@ void jc_linear(const float *x, int rows, int in, const float *w, const float *b,
     struct linear_job l = {
         x, w, b, y, rows, in, out, ldy, (out + LINEAR_COLS - 1) / LINEAR_COLS, scratch};
     jc_pool_run((rows + LINEAR_ROWS - 1) / LINEAR_ROWS * l.col_blocks, linear_block, &l);
+}
+
+int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)
+{
+    if (nq > INT_MAX || nc > INT_MAX || d > INT_MAX)
+        return jc_fail(JC_ELIMIT, "a %zu x %zu x %zu product is too large", nq, nc, d);
+    float *scratch = jc_malloc(jc_linear_scratch((int)d) * sizeof(float), "GEMM scratch");
+    if (!scratch)
+        return JC_ENOMEM;
+    jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)nc, scratch);
+    free(scratch);
+    return 0;
 }
