@@ -12,6 +12,9 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_embed_text(int argc, char **argv);
+int cmd_embed_image(int argc, char **argv);
+int cmd_similarity(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 int cmd_count_tokens(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
@@ -74,6 +77,118 @@ bool text_input_set(struct text_input *in, const char *buf, size_t len);
 
 /* Reads a whole file as one text; false (reported) on failure. */
 bool text_input_file(struct text_input *in, const char *path, size_t max_bytes);
+
+/* Writes s as a JSON string: quoted, escaped, invalid UTF-8 replaced by U+FFFD. */
+void json_string(FILE *f, const char *s);
+
+/* Prints a float vector as a JSON array (%.9g) or as tab-separated fields. */
+void print_vector(FILE *f, const float *v, size_t n, bool json);
+
+/*
+ * The texts a command reads, in command-line order: TEXT arguments, --file documents and
+ * stdin (one text per line). "-" as a TEXT or --file means stdin; after "--" every
+ * argument is a literal text. With no source at all, stdin lines are read.
+ */
+enum source_kind { SRC_ARG, SRC_FILE, SRC_STDIN_LINES, SRC_STDIN_FILE };
+
+struct source {
+    enum source_kind kind;
+    const char *value;
+    int argno; /* TEXT arguments are numbered from 1 in messages */
+};
+
+struct sources {
+    struct source *v;
+    size_t n;
+    int n_args;
+};
+
+/* Room for every argument; false (reported) on allocation failure. */
+bool sources_init(struct sources *s, int argc);
+void sources_release(struct sources *s);
+void sources_add_text(struct sources *s, const char *arg, bool literal);
+void sources_add_file(struct sources *s, const char *path);
+
+/* Adds stdin when nothing was given; EXIT_USAGE (reported) if stdin is read twice. */
+int sources_finish(struct sources *s, const char *usage);
+
+struct text_sink {
+    /* Takes one text (and ownership of in->text); false stops the run. */
+    bool (*take)(void *ctx, struct text_input *in);
+    /* When not NULL: whether work is pending, and finishing it while stdin is idle. */
+    bool (*pending)(void *ctx);
+    bool (*flush)(void *ctx);
+    void *ctx;
+};
+
+/*
+ * Feeds every text of every source to the sink, in order. Reading stdin lines, a sink with
+ * pending work is flushed whenever no complete line is ready, so a slow pipe never holds
+ * back finished results. False when a source or the sink failed (reported).
+ */
+bool sources_run(const struct sources *s, const struct text_sink *sink);
+
+/*
+ * Texts on their way through the text tower, in batches of at most `size` texts (or 8192
+ * tokens). done() gets each finished batch: its inputs and their embeddings, in order.
+ */
+typedef bool (*text_batch_fn)(void *ctx, const struct text_input *in, const float *vecs, size_t n);
+
+struct text_batch {
+    struct jc_model *m;
+    const struct jc_tokenizer *tk;
+    size_t dim, size, max_tokens;
+    unsigned flags;
+    text_batch_fn done;
+    void *ctx;
+    struct text_input *in;
+    int32_t **ids;
+    size_t *lens;
+    size_t n, tokens;
+    float *vecs;
+};
+
+bool text_batch_init(struct text_batch *b, struct jc_model *m, size_t size, size_t max_tokens,
+                     unsigned flags, text_batch_fn done, void *ctx);
+void text_batch_release(struct text_batch *b);
+
+/* Tokenizes one input (taking in->text) into the batch; runs the batch when it is full. */
+bool text_batch_add(void *b, struct text_input *in);
+bool text_batch_flush(void *b);
+bool text_batch_pending(void *b);
+
+/* A sink that feeds sources_run() into the batcher. */
+struct text_sink text_batch_sink(struct text_batch *b);
+
+/*
+ * Image paths in input order. A directory is walked with `recursive` (image extensions
+ * only, sorted by name at each level), else it is kept as a bad input with its reason.
+ */
+struct image_list {
+    char **v;
+    char **why; /* a reason to refuse the path before decoding, or NULL */
+    size_t n, cap;
+};
+
+bool image_list_add(struct image_list *l, const char *path, bool recursive);
+bool image_list_read_stdin(struct image_list *l, bool recursive);
+void image_list_release(struct image_list *l);
+
+/* A decoded batch: images [start, start + n) of the list; the good ones packed in order. */
+struct image_batch {
+    size_t start, n, n_good;
+    const float *pixels;    /* [n_good, 3, S, S] */
+    const char *const *err; /* [n]: NULL for a good image, else why it is bad */
+};
+
+typedef bool (*image_batch_fn)(void *ctx, const struct image_batch *b);
+
+/*
+ * Decodes and preprocesses the list batch by batch on a second thread and hands each batch,
+ * in order, to fn; stops when fn returns false. False if fn or the pipeline failed.
+ */
+bool images_run(const struct image_list *list, const struct jc_model *m, size_t batch,
+                size_t max_pixels, image_batch_fn fn, void *ctx);
 
 /* Maximum bytes of one stdin line and of one --file document. */
 #define MAX_LINE_BYTES ((size_t)64 << 20)

@@ -191,7 +191,10 @@ bool text_input_file(struct text_input *in, const char *path, size_t max_bytes)
     size_t len = 0, cap = 0;
     bool ok = false;
 
-    snprintf(in->name, sizeof in->name, "'%s'", path);
+    if (f == stdin)
+        snprintf(in->name, sizeof in->name, "stdin");
+    else
+        snprintf(in->name, sizeof in->name, "'%s'", path);
     if (!f) {
         error("cannot open '%s': %s", path, strerror(errno));
         return false;
@@ -225,5 +228,141 @@ out:
     free(buf);
     if (f != stdin)
         fclose(f);
+    return ok;
+}
+
+void json_string(FILE *f, const char *s)
+{
+    char *fixed;
+    size_t len = strlen(s);
+    const unsigned char *p;
+
+    if (jc_utf8_repair(s, len, &fixed, &len) > 0)
+        s = fixed;
+    else
+        fixed = NULL;
+    putc('"', f);
+    for (p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            putc(*p, f);
+    }
+    putc('"', f);
+    free(fixed);
+}
+
+void print_vector(FILE *f, const float *v, size_t n, bool json)
+{
+    if (json)
+        putc('[', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, i ? (json ? ",%.9g" : "\t%.9g") : "%.9g", v[i]);
+    if (json)
+        putc(']', f);
+}
+
+bool sources_init(struct sources *s, int argc)
+{
+    memset(s, 0, sizeof *s);
+    if (!(s->v = calloc((size_t)argc + 2, sizeof *s->v))) {
+        error("out of memory");
+        return false;
+    }
+    return true;
+}
+
+void sources_release(struct sources *s)
+{
+    free(s->v);
+    s->v = NULL;
+}
+
+void sources_add_text(struct sources *s, const char *arg, bool literal)
+{
+    if (!literal && !strcmp(arg, "-"))
+        s->v[s->n++] = (struct source){SRC_STDIN_LINES, arg, 0};
+    else
+        s->v[s->n++] = (struct source){SRC_ARG, arg, ++s->n_args};
+}
+
+void sources_add_file(struct sources *s, const char *path)
+{
+    s->v[s->n++] = (struct source){strcmp(path, "-") ? SRC_FILE : SRC_STDIN_FILE, path, 0};
+}
+
+int sources_finish(struct sources *s, const char *usage)
+{
+    int reads = 0;
+    if (s->n == 0)
+        s->v[s->n++] = (struct source){SRC_STDIN_LINES, "-", 0};
+    for (size_t i = 0; i < s->n; i++)
+        reads += s->v[i].kind == SRC_STDIN_LINES || s->v[i].kind == SRC_STDIN_FILE;
+    if (reads > 1)
+        return usage_error(usage, "stdin can be read only once ('-' and '--file -')");
+    return EXIT_OK;
+}
+
+static bool run_stdin_lines(const struct text_sink *sink)
+{
+    struct line_reader r;
+    const char *line;
+    size_t len;
+    bool ok = true;
+
+    line_reader_init(&r, STDIN_FILENO, MAX_LINE_BYTES);
+    for (;;) {
+        bool pending = sink->pending && sink->pending(sink->ctx);
+        int rc = line_reader_next(&r, !pending, &line, &len);
+        if (rc == LINE_WAIT) {
+            if (!(ok = sink->flush(sink->ctx)))
+                break;
+            continue;
+        }
+        if (rc == LINE_EOF)
+            break;
+        if (rc == LINE_TOO_LONG || rc == LINE_ERROR) {
+            if (rc == LINE_TOO_LONG)
+                error("stdin line %zu is longer than %zu bytes", r.lineno, r.max_bytes);
+            else
+                error("cannot read stdin: %s", strerror(errno));
+            ok = false;
+            break;
+        }
+        struct text_input in = {0};
+        snprintf(in.name, sizeof in.name, "stdin line %zu", r.lineno);
+        if (!(ok = text_input_set(&in, line, len) && sink->take(sink->ctx, &in)))
+            break;
+    }
+    line_reader_release(&r);
+    return ok;
+}
+
+bool sources_run(const struct sources *s, const struct text_sink *sink)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < s->n; i++) {
+        const struct source *src = &s->v[i];
+        struct text_input in = {0};
+        switch (src->kind) {
+        case SRC_ARG:
+            snprintf(in.name, sizeof in.name, "argument %d", src->argno);
+            ok = text_input_set(&in, src->value, strlen(src->value)) && sink->take(sink->ctx, &in);
+            break;
+        case SRC_FILE:
+        case SRC_STDIN_FILE:
+            ok = text_input_file(&in, src->value, MAX_FILE_BYTES) && sink->take(sink->ctx, &in);
+            break;
+        case SRC_STDIN_LINES:
+            ok = run_stdin_lines(sink);
+            break;
+        }
+    }
     return ok;
 }

@@ -4,11 +4,10 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char usage[] =
     "usage: jclip count-tokens [options] [TEXT...]\n"
-    "       jclip count-tokens --image FILE...\n"
+    "       jclip count-tokens --image [--total] FILE...\n"
     "  -m, --model DIR       model directory (only its tokenizer is read)\n"
     "      --file PATH       count a whole file as one text (repeatable; - is stdin)\n"
     "      --ids             print the token ids of each input\n"
@@ -30,8 +29,9 @@ struct state {
     unsigned long long sum;
 };
 
-static bool count_one(struct state *s, struct text_input *in)
+static bool count_one(void *ctx, struct text_input *in)
 {
+    struct state *s = ctx;
     int32_t *ids;
     size_t n;
     bool ok = true;
@@ -63,41 +63,16 @@ static bool count_one(struct state *s, struct text_input *in)
     return ok;
 }
 
-static bool count_stdin(struct state *s)
-{
-    struct line_reader r;
-    const char *line;
-    size_t len;
-    bool ok = true;
-    int rc;
-
-    line_reader_init(&r, STDIN_FILENO, MAX_LINE_BYTES);
-    while (ok && (rc = line_reader_next(&r, true, &line, &len)) != LINE_EOF) {
-        struct text_input in = {0};
-        if (rc == LINE_TOO_LONG) {
-            error("stdin line %zu is longer than %zu bytes", r.lineno, r.max_bytes);
-            ok = false;
-        } else if (rc == LINE_ERROR) {
-            error("cannot read stdin: %m");
-            ok = false;
-        } else {
-            snprintf(in.name, sizeof in.name, "stdin line %zu", r.lineno);
-            ok = text_input_set(&in, line, len) && count_one(s, &in);
-        }
-    }
-    line_reader_release(&r);
-    return ok;
-}
-
 /* Jina API image cost (spec section 6): 1000 tokens per started 224 x 224 tile. */
-static int count_images(int n, char **paths, bool total)
+static int count_images(const struct sources *src, bool total)
 {
     unsigned long long sum = 0;
     int status = EXIT_OK;
 
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < src->n; i++) {
+        const char *path = src->v[i].value;
         int w, h;
-        if (jc_image_size(paths[i], &w, &h) < 0) {
+        if (jc_image_size(path, &w, &h) < 0) {
             error("%s", jc_errmsg());
             status = EXIT_FAIL;
             continue;
@@ -105,10 +80,14 @@ static int count_images(int n, char **paths, bool total)
         unsigned long long tokens = 1000ull * ((w + 223ull) / 224) * ((h + 223ull) / 224);
         sum += tokens;
         if (!total)
-            printf("%llu\t%s\n", tokens, paths[i]);
+            printf("%llu\t%s\n", tokens, path);
     }
     if (total && status == EXIT_OK)
         printf("%llu\n", sum);
+    if (fflush(stdout) != 0) {
+        error("cannot write to stdout");
+        status = EXIT_FAIL;
+    }
     return status;
 }
 
@@ -126,34 +105,33 @@ int cmd_count_tokens(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct state s = {.max_tokens = (size_t)1 << 40};
+    struct sources src;
     const char *model = NULL;
-    char **items = calloc((size_t)argc + 1, sizeof *items);
-    bool *is_file = calloc((size_t)argc + 1, sizeof *is_file);
-    int n = 0, c, status = EXIT_FAIL;
-    bool images = false, ok = true;
+    bool images = false, text_opts = false;
+    int c, status = EXIT_FAIL;
     long v;
 
-    if (!items || !is_file) {
-        error("out of memory");
-        goto out_free;
-    }
+    if (!sources_init(&src, argc))
+        return EXIT_FAIL;
     while ((c = getopt_long(argc, argv, "-m:h", opts, NULL)) != -1) {
         switch (c) {
         case 1:
-            items[n++] = optarg;
+            sources_add_text(&src, optarg, false);
             break;
         case 'm':
             model = optarg;
             break;
         case 'F':
-            is_file[n] = true;
-            items[n++] = optarg;
+            sources_add_file(&src, optarg);
+            text_opts = true;
             break;
         case 'i':
             s.show = SHOW_IDS;
+            text_opts = true;
             break;
         case 'T':
             s.show = SHOW_TOKENS;
+            text_opts = true;
             break;
         case 's':
             s.total = true;
@@ -161,9 +139,10 @@ int cmd_count_tokens(int argc, char **argv)
         case 'M':
             if (!parse_long("--max-tokens", optarg, 2, 1L << 40, &v)) {
                 status = EXIT_USAGE;
-                goto out_free;
+                goto out;
             }
             s.max_tokens = (size_t)v;
+            text_opts = true;
             break;
         case 'I':
             images = true;
@@ -171,51 +150,36 @@ int cmd_count_tokens(int argc, char **argv)
         case 'h':
             fputs(usage, stdout);
             status = EXIT_OK;
-            goto out_free;
+            goto out;
         default:
             fputs(usage, stderr);
             status = EXIT_USAGE;
-            goto out_free;
+            goto out;
         }
     }
     for (; optind < argc; optind++)
-        items[n++] = argv[optind];
+        sources_add_text(&src, argv[optind], true);
     if (images) {
-        if (n == 0) {
+        if (text_opts)
+            status = usage_error(usage, "--image takes only --total and image files");
+        else if (src.n == 0)
             status = usage_error(usage, "--image needs at least one FILE");
-            goto out_free;
-        }
-        status = count_images(n, items, s.total);
-        goto out_free;
+        else
+            status = count_images(&src, s.total);
+        goto out;
     }
+    if ((status = sources_finish(&src, usage)) != EXIT_OK)
+        goto out;
 
-    char *dir;
-    struct jc_model *m;
-    if (jc_model_locate(model, &dir) < 0) {
-        error("%s", jc_errmsg());
-        goto out_free;
-    }
     /* The tokenizer alone: no weights are opened. */
-    if (jc_model_open(&m, dir, JC_LOAD_TOKENIZER) < 0) {
-        error("%s", jc_errmsg());
-        free(dir);
-        goto out_free;
+    struct jc_model *m = open_model(model, JC_LOAD_TOKENIZER);
+    if (!m) {
+        status = EXIT_FAIL;
+        goto out;
     }
-    free(dir);
     s.tk = jc_model_tokenizer(m);
-    if (n == 0)
-        ok = count_stdin(&s);
-    for (int i = 0; ok && i < n; i++) {
-        struct text_input in = {0};
-        if (is_file[i])
-            ok = text_input_file(&in, items[i], MAX_FILE_BYTES) && count_one(&s, &in);
-        else if (!strcmp(items[i], "-"))
-            ok = count_stdin(&s);
-        else {
-            snprintf(in.name, sizeof in.name, "argument %d", i + 1);
-            ok = text_input_set(&in, items[i], strlen(items[i])) && count_one(&s, &in);
-        }
-    }
+    struct text_sink sink = {count_one, NULL, NULL, &s};
+    bool ok = sources_run(&src, &sink);
     if (ok && s.total)
         printf("%llu\n", s.sum);
     if (ok && fflush(stdout) != 0) {
@@ -224,8 +188,7 @@ int cmd_count_tokens(int argc, char **argv)
     }
     status = ok ? EXIT_OK : EXIT_FAIL;
     jc_model_free(m);
-out_free:
-    free(items);
-    free(is_file);
+out:
+    sources_release(&src);
     return status;
 }

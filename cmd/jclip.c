@@ -16,6 +16,9 @@ static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
     {"embed-text", cmd_embed_text, true, "embed texts into the shared space"},
+    {"embed-image", cmd_embed_image, true, "embed image files into the shared space"},
+    {"classify", cmd_classify, true, "zero-shot classification of images or texts"},
+    {"similarity", cmd_similarity, true, "cosine similarity of texts, images and embeddings"},
     {"count-tokens", cmd_count_tokens, false,
      "count the tokens of texts, or the API cost of images"},
     {"info", cmd_info, true, "show the model, its dimensions and how it will run"},
@@ -96,5 +99,7 @@ int main(int argc, char **argv)
     cmd_prefix = prefix;
     if (c->blas && jc_blas_fix_coretype(argv) < 0)
         warning("%s", jc_errmsg()); /* still correct, only slower */
+    /* getopt names the program after argv[0]: make its messages "jclip <command>: ..." */
+    argv[1] = prefix;
     return c->fn(argc - 1, argv + 1);
 }

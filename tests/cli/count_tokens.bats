@@ -85,3 +85,30 @@ load helper
     [ "$output" = "3" ]
     [ "$stderr" = "jclip count-tokens: warning: stdin line 1: invalid UTF-8 (1 sequence) replaced by U+FFFD" ]
 }
+
+@test "--image takes no text options" {
+    run --separate-stderr "$JCLIP" count-tokens --image --ids "$GOLDEN/images/coffee.png"
+    [ "$status" -eq 2 ]
+    [ "${stderr_lines[0]}" = "jclip count-tokens: --image takes only --total and image files" ]
+}
+
+@test "after --, '-' is a text; stdin is read only once" {
+    run --separate-stderr "$JCLIP" count-tokens -m "$MODEL" --tokens -- - -x
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(printf '[CLS] - [SEP]\n[CLS] - x [SEP]')" ]
+    run --separate-stderr "$JCLIP" count-tokens -m "$MODEL" - --file - < /dev/null
+    [ "$status" -eq 2 ]
+    [ "${stderr_lines[0]}" = "jclip count-tokens: stdin can be read only once ('-' and '--file -')" ]
+}
+
+@test "getopt's own messages carry the command's name" {
+    run --separate-stderr "$JCLIP" count-tokens --idz
+    [ "$status" -eq 2 ]
+    [ "${stderr_lines[0]}" = "jclip count-tokens: unrecognized option '--idz'" ]
+}
+
+@test "argument numbers count TEXT arguments only" {
+    run --separate-stderr "$JCLIP" count-tokens -m "$MODEL" --file /dev/null "$(printf 'caf\xe9')"
+    [ "$status" -eq 0 ]
+    [ "$stderr" = "jclip count-tokens: warning: argument 1: invalid UTF-8 (1 sequence) replaced by U+FFFD" ]
+}

@@ -1,0 +1,429 @@
+/*
+ * jclip classify: zero-shot classification. Each label becomes one or more prompts; their
+ * normalised text embeddings are averaged per label; an input's probabilities are
+ * softmax(exp(logit_scale) * cosine) over the labels, as CLIP computes them.
+ */
+#include "cmd.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: jclip classify [options] -l LABEL[,LABEL...] [IMAGE...]\n"
+    "       jclip classify [options] -l LABEL[,LABEL...] --text [TEXT...]\n"
+    "  -l, --labels LIST     comma-separated labels (repeatable)\n"
+    "      --labels-file F   one label per line (blank lines are skipped)\n"
+    "      --template T      prompt for a label, {} marks the label (repeatable: the\n"
+    "                        prompts are ensembled; default 'a photo of a {}.')\n"
+    "  -k, --top K           the K most probable labels per input (default 1)\n"
+    "  -f, --format FMT      tsv (default: input, label, probability) or json (one object\n"
+    "                        per input)\n"
+    "      --text            the inputs are texts (arguments, or stdin lines), not images\n"
+    "  -r, --recursive       descend into image directories\n"
+    "      --keep-going      skip images that cannot be read and classify the rest\n"
+    "  -b, --batch N         inputs per batch (default 16)\n"
+    "      --max-pixels N    refuse larger images (default 178956970)\n"
+    "  -m, --model DIR       model directory\n"
+    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
+    "  -h, --help            show this help\n"
+    "With no IMAGE (or TEXT), or '-', the inputs are read from stdin, one per line.\n";
+
+struct labels {
+    char **v;
+    size_t n;
+};
+
+static bool add_label(struct labels *l, const char *s, size_t len)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+        len--;
+    if (!len)
+        return true;
+    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v || !(v[l->n] = strndup(s, len))) {
+        error("out of memory");
+        if (v)
+            l->v = v;
+        return false;
+    }
+    l->v = v;
+    l->n++;
+    return true;
+}
+
+static bool add_label_list(struct labels *l, const char *list)
+{
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (!add_label(l, p, len))
+            return false;
+        if (!comma)
+            return true;
+        p = comma + 1;
+    }
+}
+
+static bool read_label_file(struct labels *l, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool ok = true;
+
+    if (!f) {
+        error("cannot open '%s': %m", path);
+        return false;
+    }
+    while (ok && (len = getline(&line, &cap, f)) >= 0) {
+        if (len && line[len - 1] == '\n')
+            len--;
+        ok = add_label(l, line, (size_t)len);
+    }
+    if (ok && ferror(f)) {
+        error("cannot read '%s': %m", path);
+        ok = false;
+    }
+    free(line);
+    fclose(f);
+    return ok;
+}
+
+struct state {
+    struct jc_model *m;
+    const struct labels *labels;
+    float *label_vecs; /* [labels, dim]: ensembled, normalised */
+    size_t dim, top;
+    float scale; /* exp(logit_scale) */
+    bool json, keep_going;
+    size_t skipped;
+    const struct image_list *images;
+    float *vecs;
+    float *cos, *prob;
+    size_t *order;
+    /* while embedding prompts */
+    size_t prompt, templates;
+};
+
+static bool take_prompts(void *ctx, const struct text_input *in, const float *vecs, size_t n)
+{
+    struct state *s = ctx;
+    (void)in;
+    for (size_t i = 0; i < n; i++, s->prompt++) {
+        float *dst = s->label_vecs + (s->prompt / s->templates) * s->dim;
+        for (size_t c = 0; c < s->dim; c++)
+            dst[c] += vecs[i * s->dim + c];
+    }
+    return true;
+}
+
+/* Prompts: every template for the first label, then for the next. */
+static bool embed_labels(struct state *s, const char *const *templates, size_t nt)
+{
+    struct text_batch tb;
+    bool ok;
+
+    s->templates = nt;
+    if (!text_batch_init(&tb, s->m, 32, 8192, 0, take_prompts, s))
+        return false;
+    ok = true;
+    for (size_t l = 0; ok && l < s->labels->n; l++)
+        for (size_t t = 0; ok && t < nt; t++) {
+            const char *brace = strstr(templates[t], "{}");
+            size_t pre = (size_t)(brace - templates[t]);
+            struct text_input in = {0};
+            snprintf(in.name, sizeof in.name, "label '%.200s'", s->labels->v[l]);
+            size_t len = strlen(templates[t]) - 2 + strlen(s->labels->v[l]);
+            char *text = malloc(len + 1);
+            if (!text) {
+                error("out of memory");
+                ok = false;
+                break;
+            }
+            snprintf(text, len + 1, "%.*s%s%s", (int)pre, templates[t], s->labels->v[l], brace + 2);
+            in.text = text;
+            in.len = len;
+            ok = text_batch_add(&tb, &in);
+        }
+    ok = ok && text_batch_flush(&tb);
+    text_batch_release(&tb);
+    for (size_t l = 0; ok && l < s->labels->n; l++)
+        jc_l2_normalize(s->label_vecs + l * s->dim, s->dim);
+    return ok;
+}
+
+/* Classifies n normalised embeddings; names[i] labels input i in the output. */
+static bool classify(struct state *s, const float *vecs, size_t n, const char *const *names)
+{
+    size_t nl = s->labels->n, k = s->top < nl ? s->top : nl;
+
+    if (jc_dot_matrix(vecs, n, s->label_vecs, nl, s->dim, s->cos) < 0) {
+        error("%s", jc_errmsg());
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *cos = s->cos + i * nl;
+        float max = -INFINITY, sum = 0;
+        for (size_t j = 0; j < nl; j++) {
+            s->prob[j] = s->scale * cos[j];
+            max = fmaxf(max, s->prob[j]);
+        }
+        for (size_t j = 0; j < nl; j++)
+            sum += s->prob[j] = expf(s->prob[j] - max);
+        for (size_t j = 0; j < nl; j++)
+            s->prob[j] /= sum;
+        /* best first; equal probabilities keep the labels' order */
+        for (size_t j = 0; j < nl; j++) {
+            size_t pos = j;
+            while (pos > 0 && s->prob[j] > s->prob[s->order[pos - 1]]) {
+                s->order[pos] = s->order[pos - 1];
+                pos--;
+            }
+            s->order[pos] = j;
+        }
+        if (s->json) {
+            fputs("{\"input\":", stdout);
+            json_string(stdout, names[i]);
+            fputs(",\"labels\":[", stdout);
+            for (size_t r = 0; r < k; r++) {
+                fputs(r ? ",{\"label\":" : "{\"label\":", stdout);
+                json_string(stdout, s->labels->v[s->order[r]]);
+                printf(",\"probability\":%.9g,\"cosine\":%.9g}", s->prob[s->order[r]],
+                       cos[s->order[r]]);
+            }
+            fputs("]}\n", stdout);
+        } else {
+            for (size_t r = 0; r < k; r++) {
+                for (const char *p = names[i]; *p; p++)
+                    putchar(*p == '\t' || *p == '\n' || *p == '\r' ? ' ' : *p);
+                printf("\t%s\t%.9g\n", s->labels->v[s->order[r]], s->prob[s->order[r]]);
+            }
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        error("cannot write to stdout");
+        return false;
+    }
+    return true;
+}
+
+static bool take_texts(void *ctx, const struct text_input *in, const float *vecs, size_t n)
+{
+    struct state *s = ctx;
+    const char *names[n ? n : 1];
+    for (size_t i = 0; i < n; i++)
+        names[i] = in[i].text;
+    return classify(s, vecs, n, names);
+}
+
+static bool take_images(void *ctx, const struct image_batch *b)
+{
+    struct state *s = ctx;
+    const char *names[b->n ? b->n : 1];
+    bool ok = true;
+
+    for (size_t i = 0, g = 0; i < b->n; i++) {
+        if (!b->err[i]) {
+            names[g++] = s->images->v[b->start + i];
+            continue;
+        }
+        error("%s", b->err[i]);
+        s->skipped++;
+        if (!s->keep_going)
+            ok = false;
+        else if (s->json) {
+            fputs("{\"input\":", stdout);
+            json_string(stdout, s->images->v[b->start + i]);
+            fputs(",\"error\":", stdout);
+            json_string(stdout, b->err[i]);
+            fputs("}\n", stdout);
+        }
+    }
+    if (!ok)
+        return false;
+    if (b->n_good && jc_embed_images(s->m, b->pixels, b->n_good, 0, s->vecs) < 0) {
+        error("%s", jc_errmsg());
+        return false;
+    }
+    return classify(s, s->vecs, b->n_good, names);
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"labels", required_argument, NULL, 'l'},   {"labels-file", required_argument, NULL, 'L'},
+        {"template", required_argument, NULL, 'T'}, {"top", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'},   {"text", no_argument, NULL, 'X'},
+        {"recursive", no_argument, NULL, 'r'},      {"keep-going", no_argument, NULL, 'K'},
+        {"batch", required_argument, NULL, 'b'},    {"max-pixels", required_argument, NULL, 'P'},
+        {"model", required_argument, NULL, 'm'},    {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    struct labels labels = {0};
+    struct state s = {.labels = &labels, .top = 1};
+    const char **templates = calloc((size_t)argc + 1, sizeof *templates);
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    const char *model = NULL, *format = NULL;
+    size_t nt = 0;
+    int n_args = 0, c, status = EXIT_FAIL;
+    long top = 1, batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
+    bool texts = false, recursive = false, labels_given = false;
+    struct image_list images = {0};
+    struct sources src = {0};
+    struct text_batch tb = {0};
+
+    if (!templates || !args || !sources_init(&src, argc)) {
+        error("out of memory");
+        goto out;
+    }
+    while ((c = getopt_long(argc, argv, "-l:k:f:rb:m:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 1:
+            args[n_args++] = optarg;
+            break;
+        case 'l':
+            labels_given = true;
+            if (!add_label_list(&labels, optarg))
+                goto out;
+            break;
+        case 'L':
+            labels_given = true;
+            if (!read_label_file(&labels, optarg))
+                goto out;
+            break;
+        case 'T':
+            if (!strstr(optarg, "{}")) {
+                status = usage_error(usage, "--template '%s' has no {} for the label", optarg);
+                goto out;
+            }
+            templates[nt++] = optarg;
+            break;
+        case 'k':
+            if (!parse_long("--top", optarg, 1, 1 << 20, &top))
+                goto out_usage;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'X':
+            texts = true;
+            break;
+        case 'r':
+            recursive = true;
+            break;
+        case 'K':
+            s.keep_going = true;
+            break;
+        case 'b':
+            if (!parse_long("--batch", optarg, 1, 1024, &batch))
+                goto out_usage;
+            break;
+        case 'P':
+            if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+                goto out_usage;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 't':
+            if (!parse_long("--threads", optarg, 1, 256, &threads))
+                goto out_usage;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            status = EXIT_OK;
+            goto out;
+        default:
+            fputs(usage, stderr);
+            goto out_usage;
+        }
+    }
+    for (; optind < argc; optind++)
+        args[n_args++] = argv[optind];
+    if (!labels_given) {
+        status = usage_error(usage, "no labels: give -l or --labels-file");
+        goto out;
+    }
+    if (labels.n == 0) {
+        status = usage_error(usage, "the label list is empty");
+        goto out;
+    }
+    if (!format || !strcmp(format, "tsv"))
+        s.json = false;
+    else if (!strcmp(format, "json"))
+        s.json = true;
+    else {
+        status = usage_error(usage, "--format: '%s' is not tsv or json", format);
+        goto out;
+    }
+    if (nt == 0)
+        templates[nt++] = "a photo of a {}.";
+    s.top = (size_t)top;
+    if (!setup_threads(threads))
+        goto out;
+    if (!(s.m = open_model(model, JC_LOAD_TEXT | (texts ? 0 : JC_LOAD_VISION))))
+        goto out;
+    s.dim = (size_t)jc_model_dim(s.m);
+    s.scale = expf(jc_model_logit_scale(s.m));
+    s.label_vecs = calloc(labels.n * s.dim, sizeof *s.label_vecs);
+    s.vecs = malloc((size_t)(batch > 32 ? batch : 32) * s.dim * sizeof *s.vecs);
+    s.cos = malloc((size_t)(batch > 32 ? batch : 32) * labels.n * sizeof *s.cos);
+    s.prob = malloc(labels.n * sizeof *s.prob);
+    s.order = malloc(labels.n * sizeof *s.order);
+    if (!s.label_vecs || !s.vecs || !s.cos || !s.prob || !s.order) {
+        error("out of memory");
+        goto out;
+    }
+    if (!embed_labels(&s, templates, nt))
+        goto out;
+
+    bool ok;
+    if (texts) {
+        for (int i = 0; i < n_args; i++)
+            sources_add_text(&src, args[i], false);
+        if ((status = sources_finish(&src, usage)) != EXIT_OK)
+            goto out;
+        status = EXIT_FAIL;
+        if (!text_batch_init(&tb, s.m, 32, 8192, 0, take_texts, &s))
+            goto out;
+        struct text_sink sink = text_batch_sink(&tb);
+        ok = sources_run(&src, &sink) && text_batch_flush(&tb);
+    } else {
+        ok = true;
+        if (n_args == 0)
+            ok = image_list_read_stdin(&images, recursive);
+        for (int i = 0; ok && i < n_args; i++)
+            ok = !strcmp(args[i], "-") ? image_list_read_stdin(&images, recursive)
+                                       : image_list_add(&images, args[i], recursive);
+        s.images = &images;
+        ok = ok && images_run(&images, s.m, (size_t)batch, (size_t)max_pixels, take_images, &s);
+        if (ok && s.skipped)
+            error("%zu of %zu images skipped", s.skipped, images.n);
+    }
+    status = ok && !s.skipped ? EXIT_OK : EXIT_FAIL;
+out:
+    text_batch_release(&tb);
+    sources_release(&src);
+    image_list_release(&images);
+    for (size_t i = 0; i < labels.n; i++)
+        free(labels.v[i]);
+    free(labels.v);
+    free(s.label_vecs);
+    free(s.vecs);
+    free(s.cos);
+    free(s.prob);
+    free(s.order);
+    jc_model_free(s.m);
+    free(templates);
+    free(args);
+    return status;
+out_usage:
+    status = EXIT_USAGE;
+    goto out;
+}

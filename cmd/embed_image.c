@@ -1,0 +1,342 @@
+/* jclip embed-image: image files in, one embedding per image out, in input order. */
+#include "cmd.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: jclip embed-image [options] [PATH...]\n"
+    "       jclip embed-image [options] < paths.txt\n"
+    "  -m, --model DIR       model directory (default: $JCLIP_MODEL, then the HF cache)\n"
+    "  -o, --output FILE     write an N x D float32 .npy, and the path of each row to a\n"
+    "                        sidecar FILE.txt (FILE with .npy replaced), instead of stdout\n"
+    "  -f, --format FMT      stdout format: jsonl (default), tsv or npy\n"
+    "  -r, --recursive       descend into directories (image extensions only, sorted)\n"
+    "  -k, --keep-going      skip files that cannot be read and embed the rest\n"
+    "      --raw             unnormalised CLS vectors (default: L2-normalised)\n"
+    "  -b, --batch N         images per batch (default 16)\n"
+    "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"
+    "      --progress        show progress on stderr (default: only when it is a terminal)\n"
+    "      --dump-pixels F   also write the preprocessed [N, 3, S, S] tensors to F (.npy)\n"
+    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
+    "  -h, --help            show this help\n"
+    "With no PATH, or PATH '-', image paths are read from stdin, one per line.\n";
+
+enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
+
+/* ---- output --------------------------------------------------------------------------- */
+
+struct out {
+    enum format format;
+    size_t dim;
+    struct jc_npy_out *npy, *dump;
+    struct jc_afile sidecar;
+    float *held; /* --format npy on stdout */
+    size_t held_rows;
+};
+
+static char *sidecar_name(const char *npy)
+{
+    size_t n = strlen(npy);
+    char *s = malloc(n + 5);
+    if (!s)
+        return NULL;
+    memcpy(s, npy, n + 1);
+    if (n > 4 && !strcasecmp(s + n - 4, ".npy"))
+        s[n - 4] = '\0';
+    strcat(s, ".txt");
+    return s;
+}
+
+static bool emit(struct out *o, const char *path, const float *v, const char *err)
+{
+    if (o->npy) {
+        if (!err &&
+            (jc_npy_out_append(o->npy, v, 1) < 0 || fprintf(o->sidecar.f, "%s\n", path) < 0)) {
+            error("%s", jc_errmsg());
+            return false;
+        }
+        return true;
+    }
+    switch (o->format) {
+    case FMT_NPY:
+        if (!err) {
+            float *h = realloc(o->held, (o->held_rows + 1) * o->dim * sizeof *h);
+            if (!h) {
+                error("out of memory holding embeddings for stdout");
+                return false;
+            }
+            memcpy(h + o->held_rows * o->dim, v, o->dim * sizeof *h);
+            o->held = h;
+            o->held_rows++;
+        }
+        return true;
+    case FMT_TSV:
+        if (!err) {
+            fputs(path, stdout);
+            putchar('\t');
+            print_vector(stdout, v, o->dim, false);
+            putchar('\n');
+        }
+        break;
+    case FMT_JSONL:
+        fputs("{\"path\":", stdout);
+        json_string(stdout, path);
+        if (err) {
+            fputs(",\"error\":", stdout);
+            json_string(stdout, err);
+        } else {
+            fputs(",\"embedding\":", stdout);
+            print_vector(stdout, v, o->dim, true);
+        }
+        fputs("}\n", stdout);
+        break;
+    }
+    if (ferror(stdout)) {
+        error("cannot write to stdout");
+        return false;
+    }
+    return true;
+}
+
+static void progress(size_t done, size_t total, double t0, bool final)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double dt = ts.tv_sec + ts.tv_nsec * 1e-9 - t0, rate = dt > 0 ? done / dt : 0;
+    double eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%zu/%zu images, %.1f images/s, ETA %dm%02ds%s", done, total, rate,
+            (int)eta / 60, (int)eta % 60, final ? "\n" : "");
+    fflush(stderr);
+}
+
+struct run {
+    struct jc_model *m;
+    const struct image_list *list;
+    struct out *out;
+    unsigned flags;
+    bool keep_going, show_progress;
+    float *vecs;
+    size_t done, skipped;
+    double t0;
+};
+
+static bool embed_batch(void *ctx, const struct image_batch *b)
+{
+    struct run *r = ctx;
+    struct out *o = r->out;
+    bool ok = true;
+
+    for (size_t i = 0; i < b->n; i++)
+        if (b->err[i]) {
+            error("%s", b->err[i]);
+            r->skipped++;
+            if (!r->keep_going)
+                ok = false;
+        }
+    if (ok && b->n_good && jc_embed_images(r->m, b->pixels, b->n_good, r->flags, r->vecs) < 0) {
+        error("%s", jc_errmsg());
+        ok = false;
+    }
+    if (ok && o->dump && jc_npy_out_append(o->dump, b->pixels, b->n_good) < 0) {
+        error("%s", jc_errmsg());
+        ok = false;
+    }
+    for (size_t i = 0, g = 0; ok && i < b->n; i++) {
+        ok = emit(o, r->list->v[b->start + i], b->err[i] ? NULL : r->vecs + g * o->dim, b->err[i]);
+        g += !b->err[i];
+    }
+    if (ok && o->format != FMT_NPY && !o->npy && fflush(stdout) != 0) {
+        error("cannot write to stdout");
+        ok = false;
+    }
+    r->done += b->n;
+    if (r->show_progress)
+        progress(r->done, r->list->n, r->t0, r->done == r->list->n);
+    return ok;
+}
+
+int cmd_embed_image(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"recursive", no_argument, NULL, 'r'},
+        {"keep-going", no_argument, NULL, 'k'},
+        {"raw", no_argument, NULL, 'R'},
+        {"batch", required_argument, NULL, 'b'},
+        {"max-pixels", required_argument, NULL, 'P'},
+        {"progress", no_argument, NULL, 'p'},
+        {"dump-pixels", required_argument, NULL, 'D'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL;
+    bool recursive = false;
+    long batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
+    struct image_list list = {0};
+    struct out out = {0};
+    struct run r = {.out = &out, .list = &list, .show_progress = isatty(STDERR_FILENO)};
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int n_args = 0, c, status = EXIT_FAIL, size;
+    float mean[3], std[3];
+
+    if (!args) {
+        error("out of memory");
+        return EXIT_FAIL;
+    }
+    while ((c = getopt_long(argc, argv, "-m:o:f:rkb:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 1:
+            args[n_args++] = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'r':
+            recursive = true;
+            break;
+        case 'k':
+            r.keep_going = true;
+            break;
+        case 'R':
+            r.flags |= JC_EMBED_RAW;
+            break;
+        case 'b':
+            if (!parse_long("--batch", optarg, 1, 1024, &batch))
+                goto out_usage;
+            break;
+        case 'P':
+            if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+                goto out_usage;
+            break;
+        case 'p':
+            r.show_progress = true;
+            break;
+        case 'D':
+            dump = optarg;
+            break;
+        case 't':
+            if (!parse_long("--threads", optarg, 1, 256, &threads))
+                goto out_usage;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            status = EXIT_OK;
+            goto out_args;
+        default:
+            fputs(usage, stderr);
+            goto out_usage;
+        }
+    }
+    for (; optind < argc; optind++)
+        args[n_args++] = argv[optind];
+    if (!format || !strcmp(format, "jsonl"))
+        out.format = FMT_JSONL;
+    else if (!strcmp(format, "tsv"))
+        out.format = FMT_TSV;
+    else if (!strcmp(format, "npy"))
+        out.format = FMT_NPY;
+    else {
+        status = usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
+        goto out_args;
+    }
+    if (output && format && out.format != FMT_NPY) {
+        status = usage_error(usage, "--output writes .npy; it does not take --format %s", format);
+        goto out_args;
+    }
+    if (!setup_threads(threads))
+        goto out_args;
+    if (!(r.m = open_model(model, JC_LOAD_VISION)))
+        goto out_args;
+    out.dim = (size_t)jc_model_dim(r.m);
+    jc_model_preprocess(r.m, &size, mean, std);
+
+    /* Outputs open before any work, so a bad path fails at once. */
+    if (output) {
+        char *side = sidecar_name(output);
+        if (!side || jc_npy_out_open(&out.npy, output, out.dim) < 0 ||
+            jc_afile_open(&out.sidecar, side) < 0) {
+            error("%s", side ? jc_errmsg() : "out of memory");
+            free(side);
+            goto out_model;
+        }
+        free(side);
+    }
+    size_t inner[3] = {3, (size_t)size, (size_t)size};
+    if (dump && jc_npy_out_open_nd(&out.dump, dump, inner, 3) < 0) {
+        error("%s", jc_errmsg());
+        goto out_model;
+    }
+
+    bool ok = true;
+    if (n_args == 0)
+        ok = image_list_read_stdin(&list, recursive);
+    for (int i = 0; ok && i < n_args; i++)
+        ok = !strcmp(args[i], "-") ? image_list_read_stdin(&list, recursive)
+                                   : image_list_add(&list, args[i], recursive);
+    if (!ok)
+        goto out_model;
+    if (!(r.vecs = malloc((size_t)batch * out.dim * sizeof *r.vecs))) {
+        error("out of memory");
+        goto out_model;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r.t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
+    ok = images_run(&list, r.m, (size_t)batch, (size_t)max_pixels, embed_batch, &r);
+
+    /* Nothing is committed unless every step succeeded. */
+    if (ok && out.npy) {
+        struct jc_npy_out *npy = out.npy;
+        out.npy = NULL;
+        ok = jc_npy_out_commit(npy) == 0 && jc_afile_commit(&out.sidecar) == 0;
+        if (!ok)
+            error("%s", jc_errmsg());
+    }
+    if (ok && out.dump) {
+        struct jc_npy_out *d = out.dump;
+        out.dump = NULL;
+        if (!(ok = jc_npy_out_commit(d) == 0))
+            error("%s", jc_errmsg());
+    }
+    if (ok && out.format == FMT_NPY && !output) {
+        char hdr[256];
+        size_t hl = jc_npy_header(hdr, sizeof hdr, out.held_rows, out.dim, NULL, 0);
+        ok = fwrite(hdr, 1, hl, stdout) == hl &&
+             fwrite(out.held, sizeof(float) * out.dim, out.held_rows, stdout) == out.held_rows &&
+             fflush(stdout) == 0;
+        if (!ok)
+            error("cannot write to stdout");
+    }
+    if (ok && r.skipped)
+        error("%zu of %zu images skipped", r.skipped, list.n);
+    status = ok && !r.skipped ? EXIT_OK : EXIT_FAIL;
+
+out_model:
+    jc_npy_out_abort(out.npy);
+    jc_npy_out_abort(out.dump);
+    jc_afile_abort(&out.sidecar);
+    free(out.held);
+    free(r.vecs);
+    image_list_release(&list);
+    jc_model_free(r.m);
+out_args:
+    free(args);
+    return status;
+out_usage:
+    free(args);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,298 @@
+/*
+ * Image inputs shared by the commands that read images: the list of paths (arguments,
+ * directory walks, stdin) and the pipeline that decodes and preprocesses the next batch on a
+ * second thread while the caller runs the current one through the tower.
+ */
+#include "cmd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool add_path(struct image_list *p, const char *path, const char *why)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        char **v = realloc(p->v, cap * sizeof *v), **w;
+        if (v)
+            p->v = v;
+        w = v ? realloc(p->why, cap * sizeof *w) : NULL;
+        if (!v || !w) {
+            error("out of memory listing images");
+            return false;
+        }
+        p->why = w;
+        p->cap = cap;
+    }
+    p->v[p->n] = strdup(path);
+    p->why[p->n] = why ? strdup(why) : NULL;
+    if (!p->v[p->n] || (why && !p->why[p->n])) {
+        error("out of memory listing images");
+        return false;
+    }
+    p->n++;
+    return true;
+}
+
+static bool image_name(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
+                                      ".pnm", ".ppm",  ".pgm", ".pbm", ".jpe", ".jfif"};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof ext / sizeof *ext; i++)
+        if (!strcasecmp(dot, ext[i]))
+            return true;
+    return false;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Image files below dir, sorted by name at each level; symlinked directories are not followed. */
+static bool walk(struct image_list *p, const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL, msg[512];
+    size_t n = 0, cap = 0;
+    bool ok = true;
+
+    if (!d) {
+        snprintf(msg, sizeof msg, "cannot open directory '%s': %s", dir, strerror(errno));
+        return add_path(p, dir, msg);
+    }
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **v = realloc(names, cap * sizeof *v);
+            if (!v) {
+                ok = false;
+                break;
+            }
+            names = v;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        if (!(names[n] = malloc(len))) {
+            ok = false;
+            break;
+        }
+        snprintf(names[n], len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (!ok)
+        error("out of memory listing '%s'", dir);
+    qsort(names, n, sizeof *names, by_name);
+    for (size_t i = 0; ok && i < n; i++) {
+        struct stat st;
+        if (lstat(names[i], &st) == 0 && S_ISDIR(st.st_mode))
+            ok = walk(p, names[i]);
+        else if (image_name(names[i]))
+            ok = add_path(p, names[i], NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return ok;
+}
+
+bool image_list_add(struct image_list *p, const char *path, bool recursive)
+{
+    struct stat st;
+    char msg[512];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (recursive)
+            return walk(p, path);
+        snprintf(msg, sizeof msg, "'%s' is a directory (use -r to embed the images in it)", path);
+        return add_path(p, path, msg);
+    }
+    return add_path(p, path, NULL);
+}
+
+bool image_list_read_stdin(struct image_list *p, bool recursive)
+{
+    struct line_reader r;
+    const char *line;
+    size_t len;
+    int rc;
+    bool ok = true;
+
+    line_reader_init(&r, STDIN_FILENO, 1 << 20);
+    while (ok && (rc = line_reader_next(&r, true, &line, &len)) != LINE_EOF) {
+        if (rc == LINE_TOO_LONG || rc == LINE_ERROR) {
+            error("stdin line %zu: %s", r.lineno,
+                  rc == LINE_TOO_LONG ? "path longer than 1 MiB" : strerror(errno));
+            ok = false;
+            break;
+        }
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (!len)
+            continue; /* blank lines separate nothing */
+        char *path = strndup(line, len);
+        if (!path) {
+            error("out of memory");
+            ok = false;
+            break;
+        }
+        if (strlen(path) != len) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "stdin line %zu: a path with a NUL byte", r.lineno);
+            ok = add_path(p, path, msg);
+        } else {
+            ok = image_list_add(p, path, recursive);
+        }
+        free(path);
+    }
+    line_reader_release(&r);
+    return ok;
+}
+
+void image_list_release(struct image_list *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->v[i]);
+        free(p->why[i]);
+    }
+    free(p->v);
+    free(p->why);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- the decoder thread -------------------------------------------------------------- */
+
+struct slot {
+    struct image_batch b;
+    float *pixels;
+    char **err;
+    bool ready;
+};
+
+struct pipeline {
+    const struct image_list *list;
+    size_t batch, max_pixels;
+    int size;
+    float mean[3], std[3];
+    struct slot slot[2];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+};
+
+static void decode_batch(struct pipeline *pl, struct slot *s)
+{
+    const size_t per = 3 * (size_t)pl->size * pl->size;
+    s->b.n_good = 0;
+    for (size_t i = 0; i < s->b.n; i++) {
+        const char *path = pl->list->v[s->b.start + i];
+        struct jc_image img;
+        s->err[i] = NULL;
+        if (pl->list->why[s->b.start + i]) {
+            s->err[i] = strdup(pl->list->why[s->b.start + i]);
+            continue;
+        }
+        if (jc_image_load(path, pl->max_pixels, &img) < 0) {
+            s->err[i] = strdup(jc_errmsg());
+            continue;
+        }
+        if (jc_image_preprocess(&img, pl->size, pl->mean, pl->std, s->pixels + s->b.n_good * per) <
+            0)
+            s->err[i] = strdup(jc_errmsg());
+        else
+            s->b.n_good++;
+        jc_image_release(&img);
+    }
+}
+
+static void *decoder(void *arg)
+{
+    struct pipeline *pl = arg;
+    size_t total = pl->list->n;
+    for (size_t k = 0, start = 0; start < total; k++, start += pl->batch) {
+        struct slot *s = &pl->slot[k % 2];
+        pthread_mutex_lock(&pl->lock);
+        while (s->ready && !pl->stop)
+            pthread_cond_wait(&pl->cond, &pl->lock);
+        bool stop = pl->stop;
+        pthread_mutex_unlock(&pl->lock);
+        if (stop)
+            break;
+        s->b.start = start;
+        s->b.n = total - start < pl->batch ? total - start : pl->batch;
+        decode_batch(pl, s);
+        pthread_mutex_lock(&pl->lock);
+        s->ready = true;
+        pthread_cond_broadcast(&pl->cond);
+        pthread_mutex_unlock(&pl->lock);
+    }
+    return NULL;
+}
+
+bool images_run(const struct image_list *list, const struct jc_model *m, size_t batch,
+                size_t max_pixels, image_batch_fn fn, void *ctx)
+{
+    struct pipeline pl = {.list = list,
+                          .batch = batch,
+                          .max_pixels = max_pixels,
+                          .lock = PTHREAD_MUTEX_INITIALIZER,
+                          .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t thread;
+    bool ok = false;
+
+    jc_model_preprocess(m, &pl.size, pl.mean, pl.std);
+    size_t per = 3 * (size_t)pl.size * pl.size;
+    for (int i = 0; i < 2; i++) {
+        pl.slot[i].pixels = malloc(batch * per * sizeof(float));
+        pl.slot[i].err = calloc(batch, sizeof(char *));
+        pl.slot[i].b.pixels = pl.slot[i].pixels;
+        pl.slot[i].b.err = (const char *const *)pl.slot[i].err;
+        if (!pl.slot[i].pixels || !pl.slot[i].err) {
+            error("out of memory for a batch of %zu images", batch);
+            goto out_free;
+        }
+    }
+    if (pthread_create(&thread, NULL, decoder, &pl) != 0) {
+        error("cannot start the decoder thread");
+        goto out_free;
+    }
+    ok = true;
+    for (size_t k = 0, start = 0; ok && start < list->n; k++, start += batch) {
+        struct slot *s = &pl.slot[k % 2];
+        pthread_mutex_lock(&pl.lock);
+        while (!s->ready)
+            pthread_cond_wait(&pl.cond, &pl.lock);
+        pthread_mutex_unlock(&pl.lock);
+        ok = fn(ctx, &s->b);
+        for (size_t i = 0; i < s->b.n; i++) {
+            free(s->err[i]);
+            s->err[i] = NULL;
+        }
+        pthread_mutex_lock(&pl.lock);
+        s->ready = false;
+        pl.stop = !ok;
+        pthread_cond_broadcast(&pl.cond);
+        pthread_mutex_unlock(&pl.lock);
+    }
+    pthread_mutex_lock(&pl.lock);
+    pl.stop = true;
+    pthread_cond_broadcast(&pl.cond);
+    pthread_mutex_unlock(&pl.lock);
+    pthread_join(thread, NULL);
+out_free:
+    for (int i = 0; i < 2; i++) {
+        for (size_t j = 0; pl.slot[i].err && j < batch; j++)
+            free(pl.slot[i].err[j]);
+        free(pl.slot[i].pixels);
+        free(pl.slot[i].err);
+    }
+    return ok;
+}
