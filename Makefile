@@ -4,7 +4,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
-LDLIBS   += -lopenblas -lutf8proc -lcjson -lm -lpthread
+LDLIBS   += -lopenblas -lutf8proc -lcjson -lcurl -lm -lpthread
 BUILD    ?= build
 
 LIB_SRC    := $(sort $(wildcard lib/*.c))
