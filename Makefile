@@ -64,8 +64,16 @@ export LC_ALL := C
 
 test: test-unit test-cli
 
+# The golden conformance suite runs once per kernel table this machine can run.
+GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
+ISAS       := ref avx2 avx512 neon
+
 test-unit: $(UNIT_BIN) jclip models
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; JCLIP_TEST_CONFIGS="$(TEST_CFGS)" $$t; done
+	@set -e; for t in $(filter-out $(GOLDEN_BIN),$(UNIT_BIN)); do echo "== $$t"; $$t; done
+	@set -e; for isa in $(ISAS); do \
+	    JCLIP_ISA=$$isa ./jclip info -m $(MODELS)/tiny > /dev/null 2>&1 || continue; \
+	    for t in $(GOLDEN_BIN); do echo "== $$t, $$isa kernels"; JCLIP_ISA=$$isa $$t; done; \
+	done
 
 test-cli: jclip models
 	bats tests/cli
@@ -75,6 +83,7 @@ test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_recipe
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_vision
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_golden
+	JCLIP_TEST_CONFIGS=full JCLIP_ISA=ref $(BUILD)/tests/test_vision
 
 # A first run with no download: the generated tiny model (random weights, real shapes).
 demo: jclip $(MODELS)/tiny/model.safetensors

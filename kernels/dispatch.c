@@ -97,10 +97,21 @@ static void init_tables(void)
     table_avx2.softmax = jc_softmax_avx2;
     table_avx2.softmax_scaled = jc_softmax_scaled_avx2;
     table_avx2.softmax_alibi_row = jc_softmax_alibi_row_avx2;
+    table_avx2.layernorm = jc_layernorm_avx2;
+    table_avx2.add = jc_add_avx2;
+    table_avx2.gelu_mul = jc_gelu_mul_avx2;
+    table_avx2.silu_mul = jc_silu_mul_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
     table_avx512 = table_avx2;
     table_avx512.name = "avx512";
+#ifdef JC_X86_KERNELS
+    table_avx512.layernorm = jc_layernorm_avx512;
+    table_avx512.gelu_mul = jc_gelu_mul_avx512;
+    table_avx512.silu_mul = jc_silu_mul_avx512;
+    table_avx512.softmax_alibi_row = jc_softmax_alibi_row_avx512;
+    table_avx512.softmax_scaled = jc_softmax_scaled_avx512;
+#endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
 }

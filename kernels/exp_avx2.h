@@ -1,7 +1,7 @@
 /*
  * exp for AVX2 kernels: Cody-Waite range reduction and the Cephes degree-5 polynomial;
- * relative error under 2 ulp for x in [-87.3, 0], exactly 0 below (softmax needs no more:
- * its inputs are shifted to be <= 0).
+ * relative error under 2 ulp for x in [-87.3, 88.37], exactly 0 below (softmax needs no
+ * more than x <= 0).
  */
 #ifndef JCLIP_EXP_AVX2_H
 #define JCLIP_EXP_AVX2_H
@@ -27,6 +27,18 @@ static inline __m256 jc_exp_neg_avx2(__m256 x)
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/*
+ * exp over the whole float range: the same reduction works up to 88.37 (2^127 still a
+ * normal float); above that +inf, below -87.3 zero.
+ */
+static inline __m256 jc_exp_avx2(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 r = jc_exp_neg_avx2(_mm256_min_ps(x, hi));
+    return _mm256_blendv_ps(r, _mm256_set1_ps(__builtin_inff()), over);
 }
 
 #endif

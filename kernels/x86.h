@@ -9,4 +9,17 @@ void jc_softmax_scaled_avx2(float *s, int n, float scale);
 void jc_softmax_alibi_row_avx2(float *s, int n, float scale, float slope, int i,
                                const uint8_t *mask);
 
+void jc_layernorm_avx2(float *y, const float *x, const float *w, const float *b, int n, float eps);
+void jc_add_avx2(float *y, const float *a, int n);
+void jc_gelu_mul_avx2(float *y, const float *g, const float *u, int n);
+void jc_silu_mul_avx2(float *y, const float *g, const float *u, int n);
+
+void jc_layernorm_avx512(float *y, const float *x, const float *w, const float *b, int n,
+                         float eps);
+void jc_gelu_mul_avx512(float *y, const float *g, const float *u, int n);
+void jc_silu_mul_avx512(float *y, const float *g, const float *u, int n);
+void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int i,
+                                 const uint8_t *mask);
+void jc_softmax_scaled_avx512(float *s, int n, float scale);
+
 #endif

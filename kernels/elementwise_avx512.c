@@ -1,0 +1,166 @@
+/*
+ * AVX-512 kernels: 16 lanes, tails through masked loads and stores. The exp and erf are
+ * the AVX2 ones widened (same polynomials, same error). Contracts: kernels/README.md.
+ */
+#include "x86.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+static inline __mmask16 tail(int n)
+{
+    return (__mmask16)((1u << n) - 1);
+}
+
+/* exp for x <= 88.37; exactly 0 below -87.3 (see exp_avx2.h). */
+static inline __m512 exp512(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.3762626647949f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    __m512 v = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    v = _mm512_mask_mov_ps(v, under, _mm512_setzero_ps());
+    return _mm512_mask_mov_ps(v, over, _mm512_set1_ps(INFINITY));
+}
+
+void jc_layernorm_avx512(float *y, const float *x, const float *w, const float *b, int n, float eps)
+{
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(x + i));
+    if (i < n)
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail(n - i), x + i));
+    float mean = _mm512_reduce_add_ps(s) / (float)n;
+
+    __m512 vm = _mm512_set1_ps(mean);
+    s = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm);
+        s = _mm512_fmadd_ps(d, d, s);
+    }
+    if (i < n) {
+        __m512 d = _mm512_maskz_sub_ps(tail(n - i), _mm512_maskz_loadu_ps(tail(n - i), x + i), vm);
+        s = _mm512_fmadd_ps(d, d, s);
+    }
+    float var = _mm512_reduce_add_ps(s) / (float)n;
+
+    __m512 vr = _mm512_set1_ps(1.0f / sqrtf(var + eps));
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vr);
+        v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, b + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+/* erf by Abramowitz and Stegun 7.1.26 (see elementwise_avx2.c). */
+static inline __m512 erf512(__m512 x)
+{
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                             _mm512_fmadd_ps(ax, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax), ax));
+    __m512 r = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+    /* copy the sign of x */
+    return _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(r),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+}
+
+void jc_gelu_mul_avx512(float *y, const float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 e = erf512(_mm512_mul_ps(vg, _mm512_set1_ps(0.70710678118654752f)));
+        __m512 h = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), vg),
+                                 _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(h, vu));
+    }
+}
+
+void jc_silu_mul_avx512(float *y, const float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
+        __m512 s = _mm512_div_ps(vg, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(s, vu));
+    }
+}
+
+/* exp(s - max), the sum, the scaling. */
+static void softmax_tail(float *s, int n, float max)
+{
+    __m512 vmax = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmax));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(s + j, m, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
+        _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
+    }
+}
+
+void jc_softmax_scaled_avx512(float *s, int n, float scale)
+{
+    __m512 vscale = _mm512_set1_ps(scale), vmax = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vscale);
+        _mm512_mask_storeu_ps(s + j, m, v);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+    softmax_tail(s, n, _mm512_reduce_max_ps(vmax));
+}
+
+void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int i,
+                                 const uint8_t *mask)
+{
+    const __m512 vscale = _mm512_set1_ps(scale), vslope = _mm512_set1_ps(-slope);
+    const __m512 vi = _mm512_set1_ps((float)i), step = _mm512_set1_ps(16.0f);
+    __m512 vj = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+
+    for (int j = 0; j < n; j += 16, vj = _mm512_add_ps(vj, step)) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
+        __m512 d = _mm512_abs_ps(_mm512_sub_ps(vi, vj));
+        __m512 v =
+            _mm512_fmadd_ps(d, vslope, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vscale));
+        if (mask) {
+            __m128i m8 = _mm_maskz_loadu_epi8(m, mask + j);
+            __mmask16 pad = _mm_cmpeq_epi8_mask(m8, _mm_setzero_si128()) & m;
+            v = _mm512_mask_add_ps(v, pad, v, _mm512_set1_ps(-10000.0f));
+        }
+        _mm512_mask_storeu_ps(s + j, m, v);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+    softmax_tail(s, n, _mm512_reduce_max_ps(vmax));
+}
