@@ -22,6 +22,8 @@ static const char usage[] =
     "  -f, --format FMT      tsv (default: input, label, probability) or json (one object\n"
     "                        per input)\n"
     "      --text            the inputs are texts (arguments, or stdin lines), not images\n"
+    "      --jsonl           records: {\"id\": ..., \"image\": ...} (or \"text\" with --text)\n"
+    "                        per stdin line in, one {\"id\": ..., \"labels\": [...]} per line out\n"
     "  -r, --recursive       descend into image directories\n"
     "      --keep-going      skip images that cannot be read and classify the rest\n"
     "  -b, --batch N         inputs per batch (default 16)\n"
@@ -158,47 +160,84 @@ static bool embed_labels(struct state *s, const char *const *templates, size_t n
     return ok;
 }
 
+/* Probabilities of the labels for row i of s->cos, and their order, best first. */
+static void rank(struct state *s, size_t i)
+{
+    size_t nl = s->labels->n;
+    const float *cos = s->cos + i * nl;
+    float max = -INFINITY, sum = 0;
+
+    for (size_t j = 0; j < nl; j++) {
+        s->prob[j] = s->scale * cos[j];
+        max = fmaxf(max, s->prob[j]);
+    }
+    for (size_t j = 0; j < nl; j++)
+        sum += s->prob[j] = expf(s->prob[j] - max);
+    for (size_t j = 0; j < nl; j++)
+        s->prob[j] /= sum;
+    /* best first; equal probabilities keep the labels' order */
+    for (size_t j = 0; j < nl; j++) {
+        size_t pos = j;
+        while (pos > 0 && s->prob[j] > s->prob[s->order[pos - 1]]) {
+            s->order[pos] = s->order[pos - 1];
+            pos--;
+        }
+        s->order[pos] = j;
+    }
+}
+
+/* The --top labels of row i, ranked, as a JSON array. */
+static void print_labels(struct state *s, FILE *f, size_t i)
+{
+    size_t nl = s->labels->n, k = s->top < nl ? s->top : nl;
+    const float *cos = s->cos + i * nl;
+
+    rank(s, i);
+    putc('[', f);
+    for (size_t r = 0; r < k; r++) {
+        fputs(r ? ",{\"label\":" : "{\"label\":", f);
+        json_string(f, s->labels->v[s->order[r]]);
+        fprintf(f, ",\"probability\":%.9g,\"cosine\":%.9g}", s->prob[s->order[r]],
+                cos[s->order[r]]);
+    }
+    putc(']', f);
+}
+
+/* The cosines of n normalised embeddings with every label, into s->cos. */
+static bool cosines(void *ctx, const float *vecs, size_t n)
+{
+    struct state *s = ctx;
+    if (jc_dot_matrix(vecs, n, s->label_vecs, s->labels->n, s->dim, s->cos) < 0) {
+        error("%s", jc_errmsg());
+        return false;
+    }
+    return true;
+}
+
+/* The members of a record after its id (--jsonl). */
+static void write_record(void *ctx, FILE *f, const float *vec, size_t i)
+{
+    (void)vec;
+    fputs(",\"labels\":", f);
+    print_labels(ctx, f, i);
+}
+
 /* Classifies n normalised embeddings; names[i] labels input i in the output. */
 static bool classify(struct state *s, const float *vecs, size_t n, const char *const *names)
 {
     size_t nl = s->labels->n, k = s->top < nl ? s->top : nl;
 
-    if (jc_dot_matrix(vecs, n, s->label_vecs, nl, s->dim, s->cos) < 0) {
-        error("%s", jc_errmsg());
+    if (!cosines(s, vecs, n))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
-        const float *cos = s->cos + i * nl;
-        float max = -INFINITY, sum = 0;
-        for (size_t j = 0; j < nl; j++) {
-            s->prob[j] = s->scale * cos[j];
-            max = fmaxf(max, s->prob[j]);
-        }
-        for (size_t j = 0; j < nl; j++)
-            sum += s->prob[j] = expf(s->prob[j] - max);
-        for (size_t j = 0; j < nl; j++)
-            s->prob[j] /= sum;
-        /* best first; equal probabilities keep the labels' order */
-        for (size_t j = 0; j < nl; j++) {
-            size_t pos = j;
-            while (pos > 0 && s->prob[j] > s->prob[s->order[pos - 1]]) {
-                s->order[pos] = s->order[pos - 1];
-                pos--;
-            }
-            s->order[pos] = j;
-        }
         if (s->json) {
             fputs("{\"input\":", stdout);
             json_string(stdout, names[i]);
-            fputs(",\"labels\":[", stdout);
-            for (size_t r = 0; r < k; r++) {
-                fputs(r ? ",{\"label\":" : "{\"label\":", stdout);
-                json_string(stdout, s->labels->v[s->order[r]]);
-                printf(",\"probability\":%.9g,\"cosine\":%.9g}", s->prob[s->order[r]],
-                       cos[s->order[r]]);
-            }
-            fputs("]}\n", stdout);
+            fputs(",\"labels\":", stdout);
+            print_labels(s, stdout, i);
+            fputs("}\n", stdout);
         } else {
+            rank(s, i);
             for (size_t r = 0; r < k; r++) {
                 for (const char *p = names[i]; *p; p++)
                     putchar(*p == '\t' || *p == '\n' || *p == '\r' ? ' ' : *p);
@@ -257,13 +296,21 @@ static bool take_images(void *ctx, const struct image_batch *b)
 int cmd_classify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"labels", required_argument, NULL, 'l'},   {"labels-file", required_argument, NULL, 'L'},
-        {"template", required_argument, NULL, 'T'}, {"top", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'},   {"text", no_argument, NULL, 'X'},
-        {"recursive", no_argument, NULL, 'r'},      {"keep-going", no_argument, NULL, 'K'},
-        {"batch", required_argument, NULL, 'b'},    {"max-pixels", required_argument, NULL, 'P'},
-        {"model", required_argument, NULL, 'm'},    {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"labels", required_argument, NULL, 'l'},
+        {"labels-file", required_argument, NULL, 'L'},
+        {"template", required_argument, NULL, 'T'},
+        {"top", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'},
+        {"text", no_argument, NULL, 'X'},
+        {"recursive", no_argument, NULL, 'r'},
+        {"keep-going", no_argument, NULL, 'K'},
+        {"batch", required_argument, NULL, 'b'},
+        {"max-pixels", required_argument, NULL, 'P'},
+        {"model", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"jsonl", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct labels labels = {0};
     struct state s = {.labels = &labels, .top = 1};
@@ -273,7 +320,7 @@ int cmd_classify(int argc, char **argv)
     size_t nt = 0;
     int n_args = 0, c, status = EXIT_FAIL;
     long top = 1, batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
-    bool texts = false, recursive = false, labels_given = false;
+    bool texts = false, recursive = false, labels_given = false, jsonl = false;
     struct image_list images = {0};
     struct sources src = {0};
     struct text_batch tb = {0};
@@ -313,6 +360,9 @@ int cmd_classify(int argc, char **argv)
             break;
         case 'X':
             texts = true;
+            break;
+        case 'J':
+            jsonl = true;
             break;
         case 'r':
             recursive = true;
@@ -354,6 +404,11 @@ int cmd_classify(int argc, char **argv)
         status = usage_error(usage, "the label list is empty");
         goto out;
     }
+    if (jsonl && (n_args || format || recursive)) {
+        status = usage_error(usage, "--jsonl reads records from stdin and writes them to stdout; "
+                                    "it takes no IMAGE, TEXT, --format or -r");
+        goto out;
+    }
     if (!format || !strcmp(format, "tsv"))
         s.json = false;
     else if (!strcmp(format, "json"))
@@ -384,7 +439,20 @@ int cmd_classify(int argc, char **argv)
         goto out;
 
     bool ok;
-    if (texts) {
+    if (jsonl) {
+        struct record_opts ro = {
+            .kind = texts ? JC_RECORD_TEXT : JC_RECORD_IMAGE,
+            .other = texts ? "classify --text takes only \"text\""
+                           : "classify takes \"image\" (use --text for texts)",
+            .batch = (size_t)batch,
+            .max_tokens = 8192,
+            .max_pixels = (size_t)max_pixels,
+            .prepare = cosines,
+            .write = write_record,
+            .ctx = &s,
+        };
+        ok = records_run(s.m, &ro);
+    } else if (texts) {
         for (int i = 0; i < n_args; i++)
             sources_add_text(&src, args[i], false);
         if ((status = sources_finish(&src, usage)) != EXIT_OK)

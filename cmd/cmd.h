@@ -17,6 +17,7 @@ int cmd_similarity(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_count_tokens(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_download(int argc, char **argv);
 
 /* "jclip <command>", the prefix of every message. */
 extern const char *cmd_prefix;
@@ -193,5 +194,48 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
 /* Maximum bytes of one stdin line and of one --file document. */
 #define MAX_LINE_BYTES ((size_t)64 << 20)
 #define MAX_FILE_BYTES ((size_t)256 << 20)
+
+/* ---- records (--jsonl) ------------------------------------------------------------------ */
+
+/*
+ * How an embedding is written, as the Jina Embeddings API's embedding_type names them:
+ * float, a JSON array of %.9g numbers; base64, a JSON string of the little-endian float32
+ * bytes; ubinary, the sign bits (value > 0) packed MSB first into ceil(D/8) bytes, a JSON
+ * array of 0..255; binary, the same bytes minus 128, a JSON array of -128..127.
+ */
+enum encoding { ENC_FLOAT, ENC_BASE64, ENC_BINARY, ENC_UBINARY };
+
+/* Parses --encoding; false (and a message) if arg names no encoding. */
+bool parse_encoding(const char *arg, enum encoding *out);
+
+/* Writes v[0..n) as a JSON value in the encoding. */
+void print_embedding(FILE *f, const float *v, size_t n, enum encoding enc);
+
+/*
+ * What records_run() does with the records of one command. Good records are embedded in
+ * batches and each gets {"id":ID,<members>}, where the members are written by write() when
+ * it is set, else "embedding" in `encoding`. Bad ones get {"id":ID,"error":"..."}.
+ */
+struct record_opts {
+    enum jc_record_kind kind; /* the kind the command reads; the other kind is a bad record */
+    const char *other;        /* why the other kind is bad, e.g. "embed-text reads \"text\"" */
+    size_t batch, max_tokens, max_pixels;
+    unsigned flags; /* JC_EMBED_RAW */
+    enum encoding encoding;
+    bool progress; /* a line of counts on stderr */
+    /* When set: called with each batch's embeddings before any of its records is written. */
+    bool (*prepare)(void *ctx, const float *vecs, size_t n);
+    /* When set: writes the members after the id of the i-th good record of the batch. */
+    void (*write)(void *ctx, FILE *f, const float *vec, size_t i);
+    void *ctx;
+};
+
+/*
+ * Reads records from stdin, one JSON object per line, and writes one record per line to
+ * stdout in input order, flushed batch by batch. While stdin has no complete line ready, the
+ * pending batch is finished rather than held. Bad records are answered and the run goes on;
+ * false only on a fatal failure (reading stdin, writing stdout, the model), reported.
+ */
+bool records_run(struct jc_model *m, const struct record_opts *o);
 
 #endif

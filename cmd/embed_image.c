@@ -22,6 +22,9 @@ static const char usage[] =
     "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"
     "      --progress        show progress on stderr (default: only when it is a terminal)\n"
     "      --dump-pixels F   also write the preprocessed [N, 3, S, S] tensors to F (.npy)\n"
+    "      --jsonl           records: {\"id\": ..., \"image\": PATH or data URI} per stdin\n"
+    "                        line in, {\"id\": ..., \"embedding\": ...} (or \"error\") out\n"
+    "      --encoding ENC    embeddings as float (default), base64, binary or ubinary\n"
     "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
     "With no PATH, or PATH '-', image paths are read from stdin, one per line.\n";
@@ -32,6 +35,7 @@ enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
 
 struct out {
     enum format format;
+    enum encoding encoding;
     size_t dim;
     struct jc_npy_out *npy, *dump;
     struct jc_afile sidecar;
@@ -91,7 +95,7 @@ static bool emit(struct out *o, const char *path, const float *v, const char *er
             json_string(stdout, err);
         } else {
             fputs(",\"embedding\":", stdout);
-            print_vector(stdout, v, o->dim, true);
+            print_embedding(stdout, v, o->dim, o->encoding);
         }
         fputs("}\n", stdout);
         break;
@@ -174,11 +178,13 @@ int cmd_embed_image(int argc, char **argv)
         {"progress", no_argument, NULL, 'p'},
         {"dump-pixels", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'},
+        {"jsonl", no_argument, NULL, 'J'},
+        {"encoding", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL;
-    bool recursive = false;
+    const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL, *encoding = NULL;
+    bool recursive = false, jsonl = false;
     long batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
     struct image_list list = {0};
     struct out out = {0};
@@ -228,6 +234,12 @@ int cmd_embed_image(int argc, char **argv)
         case 'D':
             dump = optarg;
             break;
+        case 'J':
+            jsonl = true;
+            break;
+        case 'E':
+            encoding = optarg;
+            break;
         case 't':
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 goto out_usage;
@@ -243,6 +255,13 @@ int cmd_embed_image(int argc, char **argv)
     }
     for (; optind < argc; optind++)
         args[n_args++] = argv[optind];
+    if (encoding && !parse_encoding(encoding, &out.encoding))
+        goto out_usage;
+    if (jsonl && (n_args || output || format || dump || recursive)) {
+        status = usage_error(usage, "--jsonl reads records from stdin and writes them to stdout; "
+                                    "it takes no PATH, --output, --format, --dump-pixels or -r");
+        goto out_args;
+    }
     if (!format || !strcmp(format, "jsonl"))
         out.format = FMT_JSONL;
     else if (!strcmp(format, "tsv"))
@@ -251,6 +270,10 @@ int cmd_embed_image(int argc, char **argv)
         out.format = FMT_NPY;
     else {
         status = usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
+        goto out_args;
+    }
+    if (encoding && (output || out.format != FMT_JSONL)) {
+        status = usage_error(usage, "--encoding applies to jsonl output and --jsonl records");
         goto out_args;
     }
     if (output && format && out.format != FMT_NPY) {
@@ -263,6 +286,19 @@ int cmd_embed_image(int argc, char **argv)
         goto out_args;
     out.dim = (size_t)jc_model_dim(r.m);
     jc_model_preprocess(r.m, &size, mean, std);
+    if (jsonl) {
+        struct record_opts ro = {
+            .kind = JC_RECORD_IMAGE,
+            .other = "embed-image takes only \"image\"",
+            .batch = (size_t)batch,
+            .max_pixels = (size_t)max_pixels,
+            .flags = r.flags,
+            .encoding = out.encoding,
+            .progress = r.show_progress,
+        };
+        status = records_run(r.m, &ro) ? EXIT_OK : EXIT_FAIL;
+        goto out_model;
+    }
 
     /* Outputs open before any work, so a bad path fails at once. */
     if (output) {

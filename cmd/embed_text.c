@@ -15,6 +15,9 @@ static const char usage[] =
     "      --file PATH       embed a whole file as one text (repeatable; - is stdin)\n"
     "      --raw             unnormalised mean-pooled vectors (default: L2-normalised)\n"
     "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
+    "      --jsonl           records: {\"id\": ..., \"text\": ...} per stdin line in, one\n"
+    "                        {\"id\": ..., \"embedding\": ...} (or \"error\") per line out\n"
+    "      --encoding ENC    embeddings as float (default), base64, binary or ubinary\n"
     "  -b, --batch N         texts per batch (default 32)\n"
     "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
@@ -25,6 +28,7 @@ enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
 struct state {
     size_t dim;
     enum format format;
+    enum encoding encoding;
     struct jc_npy_out *npy; /* -o */
     float *held;            /* --format npy on stdout: all rows, written at the end */
     size_t held_rows;
@@ -53,7 +57,10 @@ static bool write_rows(void *ctx, const struct text_input *in, const float *v, s
         return true;
     }
     for (size_t r = 0; r < n; r++) {
-        print_vector(stdout, v + r * s->dim, s->dim, s->format == FMT_JSONL);
+        if (s->format == FMT_JSONL)
+            print_embedding(stdout, v + r * s->dim, s->dim, s->encoding);
+        else
+            print_vector(stdout, v + r * s->dim, s->dim, false);
         putchar('\n');
     }
     /* A consumer at the other end of a pipe sees each batch as soon as it is done. */
@@ -71,6 +78,7 @@ int cmd_embed_text(int argc, char **argv)
         {"format", required_argument, NULL, 'f'}, {"file", required_argument, NULL, 'F'},
         {"raw", no_argument, NULL, 'r'},          {"max-tokens", required_argument, NULL, 'M'},
         {"batch", required_argument, NULL, 'b'},  {"threads", required_argument, NULL, 't'},
+        {"jsonl", no_argument, NULL, 'J'},        {"encoding", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     struct state s = {0};
@@ -78,7 +86,8 @@ int cmd_embed_text(int argc, char **argv)
     struct jc_model *m = NULL;
     size_t max_tokens = 8192, batch = 32;
     unsigned flags = 0;
-    const char *model = NULL, *output = NULL, *format = NULL;
+    const char *model = NULL, *output = NULL, *format = NULL, *encoding = NULL;
+    bool jsonl = false;
     struct sources src;
     long threads = 0, v;
     int c, status = EXIT_FAIL;
@@ -106,6 +115,12 @@ int cmd_embed_text(int argc, char **argv)
         case 'r':
             flags |= JC_EMBED_RAW;
             break;
+        case 'J':
+            jsonl = true;
+            break;
+        case 'E':
+            encoding = optarg;
+            break;
         case 'M':
             if (!parse_long("--max-tokens", optarg, 2, 1 << 24, &v))
                 goto out_usage;
@@ -131,6 +146,13 @@ int cmd_embed_text(int argc, char **argv)
     }
     for (; optind < argc; optind++) /* after "--": literal texts */
         sources_add_text(&src, argv[optind], true);
+    if (encoding && !parse_encoding(encoding, &s.encoding))
+        goto out_usage;
+    if (jsonl && (src.n || output || format)) {
+        status = usage_error(usage, "--jsonl reads records from stdin and writes them to stdout; "
+                                    "it takes no TEXT, --file, --output or --format");
+        goto out_free;
+    }
     if ((status = sources_finish(&src, usage)) != EXIT_OK)
         goto out_free;
     status = EXIT_FAIL;
@@ -144,6 +166,10 @@ int cmd_embed_text(int argc, char **argv)
         status = usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
         goto out_free;
     }
+    if (encoding && (output || s.format != FMT_JSONL)) {
+        status = usage_error(usage, "--encoding applies to jsonl output and --jsonl records");
+        goto out_free;
+    }
     if (output && format && s.format != FMT_NPY) {
         status = usage_error(usage, "--output writes .npy; it does not take --format %s", format);
         goto out_free;
@@ -153,6 +179,18 @@ int cmd_embed_text(int argc, char **argv)
     if (!(m = open_model(model, JC_LOAD_TEXT)))
         goto out_free;
     s.dim = (size_t)jc_model_dim(m);
+    if (jsonl) {
+        struct record_opts ro = {
+            .kind = JC_RECORD_TEXT,
+            .other = "embed-text takes only \"text\"",
+            .batch = batch,
+            .max_tokens = max_tokens,
+            .flags = flags,
+            .encoding = s.encoding,
+        };
+        status = records_run(m, &ro) ? EXIT_OK : EXIT_FAIL;
+        goto out_model;
+    }
     if (!text_batch_init(&tb, m, batch, max_tokens, flags, write_rows, &s))
         goto out_model;
     /* Open the output first: a bad path fails before any compute. */

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"count-tokens", cmd_count_tokens, false,
      "count the tokens of texts, or the API cost of images"},
     {"info", cmd_info, true, "show the model, its dimensions and how it will run"},
+    {"download", cmd_download, false, "download jina-clip-v1 into the Hugging Face cache"},
     {"help", cmd_help, false, "show help for jclip or a command"},
 };
 

@@ -68,6 +68,12 @@ const char *jc_blas_best_coretype(void);
  */
 bool jc_blas_coretype_below(const char *have, const char *want);
 
+/*
+ * OpenBLAS's SGEMM speed on this machine: the best of five n x n x n products with
+ * OpenBLAS itself running `threads` threads, in GFLOP/s. For benchmarks.
+ */
+double jc_blas_peak_gflops(int threads, int n);
+
 /* Sets the thread count of OpenBLAS and of jclip's own pool; n <= 0 means all cores. */
 void jc_set_threads(int n);
 int jc_threads(void);
@@ -315,5 +321,113 @@ void jc_npy_out_abort(struct jc_npy_out *o);
  * and *cols the product of the others (a 1-d array is 1 x n).
  */
 int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
+
+/* ---- records ------------------------------------------------------------------------- */
+
+/*
+ * The lines of the --jsonl mode: one JSON object (RFC 8259) per line,
+ *
+ *     {"id": ANY, "text": STRING}
+ *     {"id": ANY, "image": PATH | "data:image/TYPE[;...];base64,DATA"}
+ *
+ * "id" is required and may be any JSON value; no other keys are allowed, nor a key twice.
+ */
+enum jc_record_kind {
+    JC_RECORD_TEXT = 1,
+    JC_RECORD_IMAGE = 2,
+};
+
+struct jc_record {
+    enum jc_record_kind kind; /* 0 when the line is not a good record */
+    /* The id's JSON text as written, whitespace outside strings removed; NULL without one. */
+    char *id;
+    char *text; /* TEXT: the unescaped string, text_len bytes (it may hold NUL) */
+    size_t text_len;
+    char *image;   /* IMAGE: the path; for a data URI its head, "data:image/png;base64," */
+    uint8_t *data; /* IMAGE from a data URI: the decoded bytes [data_len]; else NULL */
+    size_t data_len;
+};
+
+/*
+ * Parses one line (len bytes, no '\n'; it need not be NUL-terminated) into *out. The JSON
+ * is checked strictly: UTF-8 only, no raw control characters in strings, no leading zeros,
+ * nesting at most 256 deep. A \u escape of a lone surrogate becomes U+FFFD. An "image" that
+ * starts with "data:" (any case) is a data URI and is decoded with jc_base64_decode.
+ *
+ * Returns 0, or JC_EFORMAT for a bad record (the message says what is wrong, e.g. "missing
+ * \"id\"", "unknown key \"txt\"", "malformed JSON at column 12: ..."), JC_ENOMEM, or
+ * JC_EINVAL for a NULL line of nonzero length. On failure out->id is still set when the line
+ * is an object with an id, so the caller can answer with it. In every case the caller frees
+ * *out with jc_record_release. Never reads outside line[0..len).
+ */
+int jc_record_parse(const char *line, size_t len, struct jc_record *out);
+void jc_record_release(struct jc_record *r);
+
+/* Length of the base64 text of n bytes, without the NUL: 4 * ceil(n / 3). */
+#define JC_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+
+/*
+ * Base64 of in[0..n) (RFC 4648 section 4: the standard alphabet, '=' padding) into out, which
+ * has room for JC_BASE64_LEN(n) + 1 bytes; NUL-terminated. Returns the length.
+ */
+size_t jc_base64_encode(const void *in, size_t n, char *out);
+
+/*
+ * Decodes strict RFC 4648 base64: the standard alphabet, padding required (the length is a
+ * multiple of 4), no whitespace or line breaks, and the unused bits of the last character
+ * zero (one encoding per byte string). out has room for len / 4 * 3 bytes; *n gets the
+ * count. Returns 0 or JC_EFORMAT ("invalid base64: ..." with the offset of the fault).
+ */
+int jc_base64_decode(const char *in, size_t len, void *out, size_t *n);
+
+/* ---- download ------------------------------------------------------------------------ */
+
+enum jc_download_event {
+    JC_DL_CACHED, /* the file is already in the cache: nothing to transfer */
+    JC_DL_WAIT,   /* another process (jclip or huggingface_hub) is fetching it: waiting */
+    JC_DL_START,  /* a transfer starts; done > 0 when it resumes a partial file */
+    JC_DL_DATA,   /* bytes arrived */
+    JC_DL_DONE,   /* the file is complete, its size and SHA-256 checked */
+};
+
+struct jc_download_progress {
+    enum jc_download_event event;
+    const char *file; /* its name in the repository */
+    int index, count; /* file `index` (from 1) of `count` */
+    uint64_t done;    /* bytes of the file on disk */
+    uint64_t size;    /* its full size; 0 when the server did not say */
+};
+
+/* Called from within jc_download, on its thread; must not call jc_download. */
+typedef void (*jc_download_fn)(void *ctx, const struct jc_download_progress *p);
+
+struct jc_download_opts {
+    const char *repo;         /* "owner/name"; NULL: jinaai/jina-clip-v1 */
+    const char *revision;     /* branch, tag or commit; NULL: main */
+    const char *cache;        /* the hub cache; NULL: as jc_model_locate looks for it */
+    const char *endpoint;     /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    const char *token;        /* NULL: $HF_TOKEN, else $HF_TOKEN_PATH or $HF_HOME/token */
+    const char *const *files; /* NULL-terminated; NULL: config.json, model.safetensors,
+                                 tokenizer.json, tokenizer_config.json, vocab.txt and
+                                 preprocessor_config.json */
+    jc_download_fn progress;  /* may be NULL */
+    void *ctx;
+};
+
+/*
+ * Downloads the files of a Hub repository into the Hugging Face cache layout that
+ * huggingface_hub and jc_model_locate read: blobs/<etag>, snapshots/<commit>/<file> as
+ * relative links to them, refs/<revision>. A file already there (same ETag and size) is not
+ * transferred again; an interrupted transfer is kept as blobs/<etag>.incomplete and resumed
+ * by the next call. Each file's size, and its SHA-256 when the ETag is one (LFS files), is
+ * checked before it gets its final name; bad data is removed. The snapshot links and the ref
+ * are written only once every file is complete.
+ *
+ * On success *snapshot is the snapshot directory (malloc'd, caller frees). On failure it is
+ * NULL and the message names the URL or file and the HTTP status or curl error: JC_ENOTFOUND
+ * for a missing repository, revision or file, JC_EFORMAT for content that fails its checks
+ * or a server that is not a Hub, JC_EINVAL for a bad option, JC_EIO for the rest.
+ */
+int jc_download(const struct jc_download_opts *o, char **snapshot);
 
 #endif

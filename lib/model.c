@@ -119,9 +119,8 @@ int jc_model_locate(const char *dir, char **out)
     if ((*out = hf_snapshot(repo, report, sizeof report)))
         return 0;
     return jc_fail(JC_ENOTFOUND,
-                   "no jina-clip-v1 model found; looked at %s; download jinaai/jina-clip-v1 from "
-                   "Hugging Face (e.g. huggingface-cli download jinaai/jina-clip-v1) or pass "
-                   "-m DIR",
+                   "no jina-clip-v1 model found; looked at %s; get it with 'jclip download' (or "
+                   "huggingface-cli download jinaai/jina-clip-v1), or pass -m DIR",
                    report);
 }
 

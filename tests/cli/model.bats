@@ -27,7 +27,7 @@ embed_fails() {
     [[ "$stderr" == *"-m/--model (not given)"* ]]
     [[ "$stderr" == *'$JCLIP_MODEL (not set)'* ]]
     [[ "$stderr" == *"$HF_HOME/hub/models--jinaai--jina-clip-v1 (not found)"* ]]
-    [[ "$stderr" == *"huggingface-cli download jinaai/jina-clip-v1"* ]]
+    [[ "$stderr" == *"get it with 'jclip download'"* ]]
 }
 
 @test "JCLIP_MODEL and the Hugging Face cache are found" {
