@@ -30,7 +30,7 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo
+.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo bench
 all: jclip $(GEN)
 
 jclip: $(CMD_OBJ) $(BUILD)/libjclip.a
@@ -84,6 +84,15 @@ test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_vision
 	JCLIP_TEST_CONFIGS=full $(BUILD)/tests/test_golden
 	JCLIP_TEST_CONFIGS=full JCLIP_ISA=ref $(BUILD)/tests/test_vision
+
+BENCH := $(BUILD)/jclip-bench
+
+$(BENCH): $(BUILD)/scripts/bench.o $(BUILD)/libjclip.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A report, not a test: throughput against this machine's SGEMM peak, on the full-size model.
+bench: $(BENCH) jclip $(MODELS)/full/model.safetensors
+	$(BENCH) $(MODELS)/full ./jclip
 
 # A first run with no download: the generated tiny model (random weights, real shapes).
 demo: jclip $(MODELS)/tiny/model.safetensors
