@@ -2,7 +2,9 @@
 PREFIX   ?= /usr/local
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
+# Flags the code needs whatever CFLAGS the caller gives (make asan gives its own).
+JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
+JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
 LDLIBS   += -lopenblas -lutf8proc -lcjson -lcurl -lm -lpthread
 BUILD    ?= build
@@ -15,8 +17,8 @@ ARCH       := $(shell $(CC) -dumpmachine)
 ifneq ($(filter x86_64%,$(ARCH)),)
 KERNEL_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
 CPPFLAGS   += -DJC_X86_KERNELS
-$(BUILD)/kernels/%_avx2.o: CFLAGS += -mavx2 -mfma
-$(BUILD)/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+$(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
+$(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
 endif
 CMD_SRC    := $(sort $(wildcard cmd/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
@@ -30,11 +32,12 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo bench
-all: jclip $(GEN)
+.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo bench \
+	asan
+all: $(JCLIP_BIN) $(GEN)
 
-jclip: $(CMD_OBJ) $(BUILD)/libjclip.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(JCLIP_BIN): $(CMD_OBJ) $(BUILD)/libjclip.a
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libjclip.a: $(LIB_OBJ)
 	@rm -f $@
@@ -42,18 +45,19 @@ $(BUILD)/libjclip.a: $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(JC_FLAGS) $(ISA_FLAGS) $(CFLAGS) -c -o $@ $<
 
 # The recipe of the test weights is its own object so that a unit test can check it.
 $(GEN): $(BUILD)/scripts/gen-model.o $(BUILD)/scripts/recipe.o
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o $(BUILD)/scripts/recipe.o \
 		$(BUILD)/libjclip.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(MODELS)/%/model.safetensors: $(GEN)
+# Order-only on the generator: a rebuilt generator (make asan) makes the same bytes.
+$(MODELS)/%/model.safetensors: | $(GEN)
 	@mkdir -p $(dir $@)
 	$(GEN) $* $(MODELS)/$* >/dev/null
 
@@ -68,15 +72,15 @@ test: test-unit test-cli
 GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
 ISAS       := ref avx2 avx512 neon
 
-test-unit: $(UNIT_BIN) jclip models
+test-unit: $(UNIT_BIN) $(JCLIP_BIN) models
 	@set -e; for t in $(filter-out $(GOLDEN_BIN),$(UNIT_BIN)); do echo "== $$t"; $$t; done
 	@set -e; for isa in $(ISAS); do \
-	    JCLIP_ISA=$$isa ./jclip info -m $(MODELS)/tiny > /dev/null 2>&1 || continue; \
+	    JCLIP_ISA=$$isa ./$(JCLIP_BIN) info -m $(MODELS)/tiny > /dev/null 2>&1 || continue; \
 	    for t in $(GOLDEN_BIN); do echo "== $$t, $$isa kernels"; JCLIP_ISA=$$isa $$t; done; \
 	done
 
-test-cli: jclip models
-	bats tests/cli
+test-cli: $(JCLIP_BIN) models
+	JCLIP="$(abspath $(JCLIP_BIN))" bats tests/cli
 
 # The full-size (jina-clip-v1 dimensions) golden check: ~900 MB of generated weights.
 test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
@@ -88,11 +92,19 @@ test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
 BENCH := $(BUILD)/jclip-bench
 
 $(BENCH): $(BUILD)/scripts/bench.o $(BUILD)/libjclip.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # A report, not a test: throughput against this machine's SGEMM peak, on the full-size model.
 bench: $(BENCH) jclip $(MODELS)/full/model.safetensors
 	$(BENCH) $(MODELS)/full ./jclip
+
+# The quick tier again, built with AddressSanitizer and UndefinedBehaviorSanitizer: any
+# report fails the run (UBSan does not recover; a leak fails at exit).
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+asan:
+	$(MAKE) BUILD=build/asan JCLIP_BIN=build/asan/jclip CFLAGS="$(SAN_FLAGS)" \
+		LDFLAGS="-fsanitize=address,undefined" test
 
 # A first run with no download: the generated tiny model (random weights, real shapes).
 demo: jclip $(MODELS)/tiny/model.safetensors

@@ -1,7 +1,7 @@
 # Shared by the bats files: run from the top of the tree, on the generated tiny model.
 bats_require_minimum_version 1.5.0
 
-JCLIP="$PWD/jclip"
+JCLIP="${JCLIP:-$PWD/jclip}"
 MODEL="$PWD/tests/models/tiny"
 GOLDEN="$PWD/tests/golden"
 export LC_ALL=C

@@ -70,6 +70,44 @@ static void test_config(const char *cfg)
     }
     /* A batch gives each image bitwise what it gets alone. */
     assert_memory_equal(alone, batch, n_images * d * sizeof *alone);
+
+    /* End to end: our own decoding and preprocessing of each file, then the tower. */
+    static const char *const files[] = {"astronaut.png",
+                                        "coffee.png",
+                                        "chelsea.png",
+                                        "rocket.jpg",
+                                        "camera.png",
+                                        "logo.png",
+                                        "palette_color.png",
+                                        "hubble_deep_field.jpg",
+                                        "synth_1x1.png",
+                                        "synth_3000x20.png",
+                                        "synth_20x3000.png",
+                                        "synth_225x224.png",
+                                        "synth_227x500.png",
+                                        "synth_224x224.png",
+                                        "synth_640x480_noise.png"};
+    int size;
+    float mean[3], std[3], *own = malloc(per * sizeof *own), v[1024];
+    assert_int_equal(jc_model_preprocess(m, &size, mean, std), 0);
+    assert_int_equal(size, 224);
+    for (size_t i = 0; i < n_images; i++) {
+        struct jc_image img;
+        char file[256];
+        snprintf(file, sizeof file, TU_GOLDEN "/images/%s", files[i]);
+        if (jc_image_load(file, JC_DEFAULT_MAX_PIXELS, &img) < 0)
+            fail_msg("%s", jc_errmsg());
+        assert_int_equal(jc_image_preprocess(&img, size, mean, std, own), 0);
+        jc_image_release(&img);
+        assert_int_equal(jc_embed_images(m, own, 1, JC_EMBED_RAW, v), 0);
+        const float *r = ref + i * d;
+        bool jpeg = strstr(files[i], ".jpg") != NULL;
+        double cos = tu_cosine(v, r, d), diff = tu_max_abs_diff(v, r, d);
+        if (cos < (jpeg ? 0.999 : 0.99999) || (!jpeg && diff > 1e-4 * tu_max_abs(r, d)))
+            fail_msg("%s %s from its file: cosine %.9f, max abs diff %.3g", cfg, files[i], cos,
+                     diff);
+    }
+    free(own);
     free(alone);
     free(batch);
     free(ref);
