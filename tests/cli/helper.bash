@@ -16,11 +16,13 @@ model_copy() {
     echo "$dir"
 }
 
-# Rewrites the safetensors header of $1 with the jq filter $2, keeping the data as it is.
+# Rewrites the safetensors header of $1 with the jq filter $2, keeping the data as it is;
+# $3, if given, is a jq string filter applied to the compact JSON text afterwards.
 edit_header() {
     local f="$1" n hdr pad len i bytes=""
     n=$(od -An -t u8 -N8 "$f" | tr -d ' ')
     hdr=$(tail -c +9 "$f" | head -c "$n" | jq -c "$2")
+    [ -z "${3:-}" ] || hdr=$(printf '%s' "$hdr" | jq -Rr "$3")
     pad=$(( (8 - ${#hdr} % 8) % 8 ))
     hdr="$hdr$(printf '%*s' "$pad" '')"
     len=${#hdr}
