@@ -72,7 +72,7 @@ test: test-unit test-cli
 GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
 ISAS       := ref avx2 avx512 neon
 
-test-unit: $(UNIT_BIN) $(JCLIP_BIN) models
+test-unit: $(UNIT_BIN) $(JCLIP_BIN) models fuzz-replay
 	@set -e; for t in $(filter-out $(GOLDEN_BIN),$(UNIT_BIN)); do echo "== $$t"; $$t; done
 	@set -e; for isa in $(ISAS); do \
 	    JCLIP_ISA=$$isa ./$(JCLIP_BIN) info -m $(MODELS)/tiny > /dev/null 2>&1 || continue; \
@@ -105,6 +105,38 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-
 asan:
 	$(MAKE) BUILD=build/asan JCLIP_BIN=build/asan/jclip CFLAGS="$(SAN_FLAGS)" \
 		LDFLAGS="-fsanitize=address,undefined" test
+
+# Fuzzing (tests/fuzz/README.md): each tests/fuzz/fuzz_<target>.c is a libFuzzer target and
+# tests/fuzz/<target>/ holds its seeds and regression inputs. fuzz-replay runs every committed
+# input once through its target built like the tests, with tests/fuzz/replay.c as main (so make
+# asan replays them under the sanitizers). make fuzz builds the library and the targets with
+# clang and libFuzzer in build/fuzz, then fuzzes each for FUZZ_SECONDS.
+FUZZ_ALL     := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := $(SAN_FLAGS) -fsanitize=fuzzer-no-link
+REPLAY_BIN   := $(FUZZ_ALL:%=$(BUILD)/fuzz-replay/fuzz_%)
+
+.PHONY: fuzz fuzz-replay
+.SECONDARY: $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o
+
+$(BUILD)/fuzz-replay/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o \
+		$(BUILD)/libjclip.a
+	@mkdir -p $(dir $@)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-replay: $(REPLAY_BIN)
+	@set -e; for t in $(FUZZ_ALL); do $(BUILD)/fuzz-replay/fuzz_$$t tests/fuzz/$$t; done
+
+# Linked by the make below, in which BUILD is $(FUZZ_BUILD) and CC is clang.
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libjclip.a
+	$(CC) $(JC_FLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_FLAGS)" \
+		$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # A first run with no download: the generated tiny model (random weights, real shapes).
 demo: jclip $(MODELS)/tiny/model.safetensors

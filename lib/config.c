@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -151,7 +152,9 @@ int jc_preprocess_parse(struct jc_preprocess *p, const char *json, size_t len, c
         }
         for (int c = 0; c < 3; c++) {
             const cJSON *e = cJSON_GetArrayItem(a, c);
-            if (!cJSON_IsNumber(e) || (k == 1 && !(e->valuedouble > 0))) {
+            /* checked as the float the pixels are normalised with: 1e-300 would be 0 */
+            if (!cJSON_IsNumber(e) || !(fabs(e->valuedouble) <= FLT_MAX) ||
+                (k == 1 && !((float)e->valuedouble > 0))) {
                 rc = jc_fail(JC_EFORMAT, "%s: %s must be an array of 3 numbers%s", path, keys[k],
                              k == 1 ? " above 0" : "");
                 goto out;
