@@ -33,7 +33,7 @@ MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
 .PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo bench \
-	asan
+	asan valgrind
 all: $(JCLIP_BIN) $(GEN)
 
 $(JCLIP_BIN): $(CMD_OBJ) $(BUILD)/libjclip.a
@@ -137,6 +137,20 @@ fuzz:
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_FLAGS)" \
 		$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The CLI tests with every jclip run under valgrind's memcheck (slow: hours, the long-text
+# tests most of it):
+# no error and no definite leak in any process.
+VG_LOG_DIR := /tmp/jclip-valgrind
+
+valgrind: $(JCLIP_BIN) models
+	rm -rf $(VG_LOG_DIR) && mkdir -p $(VG_LOG_DIR) && chmod 1777 $(VG_LOG_DIR)
+	VG_LOG_DIR=$(VG_LOG_DIR) JCLIP_REAL="$(abspath $(JCLIP_BIN))" \
+		JCLIP="$(abspath scripts/valgrind-jclip)" bats tests/cli
+	@# with --quiet a log holds something only when valgrind found something
+	@if [ -n "$$(find $(VG_LOG_DIR) -name '*.log' -size +0)" ]; then \
+		find $(VG_LOG_DIR) -name '*.log' -size +0 -exec cat {} +; exit 1; fi
+	@echo "valgrind: $$(ls $(VG_LOG_DIR) | wc -l) jclip runs, no errors, no definite leaks"
 
 # A first run with no download: the generated tiny model (random weights, real shapes).
 demo: jclip $(MODELS)/tiny/model.safetensors
