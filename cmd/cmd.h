@@ -191,6 +191,16 @@ typedef bool (*image_batch_fn)(void *ctx, const struct image_batch *b);
 bool images_run(const struct image_list *list, const struct jc_model *m, size_t batch,
                 size_t max_pixels, image_batch_fn fn, void *ctx);
 
+/* Where the embed commands write: jsonl (the default), tsv or npy on stdout. */
+enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
+
+/*
+ * Checks --format, --output and --encoding together: -o takes only npy, --encoding only
+ * jsonl. Returns EXIT_OK with *fmt set, or EXIT_USAGE (reported).
+ */
+int embed_output_format(const char *usage, const char *format, const char *output,
+                        const char *encoding, enum format *fmt);
+
 /* Maximum bytes of one stdin line and of one --file document. */
 #define MAX_LINE_BYTES ((size_t)64 << 20)
 #define MAX_FILE_BYTES ((size_t)256 << 20)

@@ -366,3 +366,21 @@ bool sources_run(const struct sources *s, const struct text_sink *sink)
     }
     return ok;
 }
+
+int embed_output_format(const char *usage, const char *format, const char *output,
+                        const char *encoding, enum format *fmt)
+{
+    if (!format || !strcmp(format, "jsonl"))
+        *fmt = FMT_JSONL;
+    else if (!strcmp(format, "tsv"))
+        *fmt = FMT_TSV;
+    else if (!strcmp(format, "npy"))
+        *fmt = FMT_NPY;
+    else
+        return usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
+    if (encoding && (output || *fmt != FMT_JSONL))
+        return usage_error(usage, "--encoding applies to jsonl output and --jsonl records");
+    if (output && format && *fmt != FMT_NPY)
+        return usage_error(usage, "--output writes .npy; it does not take --format %s", format);
+    return EXIT_OK;
+}

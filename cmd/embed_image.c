@@ -29,8 +29,6 @@ static const char usage[] =
     "  -h, --help            show this help\n"
     "With no PATH, or PATH '-', image paths are read from stdin, one per line.\n";
 
-enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
-
 /* ---- output --------------------------------------------------------------------------- */
 
 struct out {
@@ -262,24 +260,9 @@ int cmd_embed_image(int argc, char **argv)
                                     "it takes no PATH, --output, --format, --dump-pixels or -r");
         goto out_args;
     }
-    if (!format || !strcmp(format, "jsonl"))
-        out.format = FMT_JSONL;
-    else if (!strcmp(format, "tsv"))
-        out.format = FMT_TSV;
-    else if (!strcmp(format, "npy"))
-        out.format = FMT_NPY;
-    else {
-        status = usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
+    if ((status = embed_output_format(usage, format, output, encoding, &out.format)) != EXIT_OK)
         goto out_args;
-    }
-    if (encoding && (output || out.format != FMT_JSONL)) {
-        status = usage_error(usage, "--encoding applies to jsonl output and --jsonl records");
-        goto out_args;
-    }
-    if (output && format && out.format != FMT_NPY) {
-        status = usage_error(usage, "--output writes .npy; it does not take --format %s", format);
-        goto out_args;
-    }
+    status = EXIT_FAIL;
     if (!setup_threads(threads))
         goto out_args;
     if (!(r.m = open_model(model, JC_LOAD_VISION)))

@@ -23,8 +23,6 @@ static const char usage[] =
     "  -h, --help            show this help\n"
     "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n";
 
-enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
-
 struct state {
     size_t dim;
     enum format format;
@@ -156,24 +154,9 @@ int cmd_embed_text(int argc, char **argv)
     if ((status = sources_finish(&src, usage)) != EXIT_OK)
         goto out_free;
     status = EXIT_FAIL;
-    if (!format || !strcmp(format, "jsonl"))
-        s.format = FMT_JSONL;
-    else if (!strcmp(format, "tsv"))
-        s.format = FMT_TSV;
-    else if (!strcmp(format, "npy"))
-        s.format = FMT_NPY;
-    else {
-        status = usage_error(usage, "--format: '%s' is not jsonl, tsv or npy", format);
+    if ((status = embed_output_format(usage, format, output, encoding, &s.format)) != EXIT_OK)
         goto out_free;
-    }
-    if (encoding && (output || s.format != FMT_JSONL)) {
-        status = usage_error(usage, "--encoding applies to jsonl output and --jsonl records");
-        goto out_free;
-    }
-    if (output && format && s.format != FMT_NPY) {
-        status = usage_error(usage, "--output writes .npy; it does not take --format %s", format);
-        goto out_free;
-    }
+    status = EXIT_FAIL;
     if (!setup_threads(threads))
         goto out_free;
     if (!(m = open_model(model, JC_LOAD_TEXT)))

@@ -28,7 +28,7 @@ static const char usage[] =
     "every input) give a matrix.\n";
 
 enum kind { IN_TEXT, IN_TEXT_FILE, IN_IMAGE, IN_NPY };
-enum format { FMT_TSV, FMT_JSON, FMT_NPY };
+enum sim_format { SIM_TSV, SIM_JSON, SIM_NPY };
 
 struct input {
     enum kind kind;
@@ -187,7 +187,7 @@ static void top_k(const float *score, size_t n, size_t k, size_t *idx)
 #define QBLOCK 64
 
 static bool report(const struct state *s, const struct group *q, const struct group *c,
-                   enum format fmt, size_t top, bool single)
+                   enum sim_format fmt, size_t top, bool single)
 {
     float *scores = malloc(QBLOCK * (c->n ? c->n : 1) * sizeof *scores);
     size_t *idx = top ? malloc(top * sizeof *idx) : NULL;
@@ -197,11 +197,11 @@ static bool report(const struct state *s, const struct group *q, const struct gr
         error("out of memory for %zu scores", QBLOCK * c->n);
         goto out;
     }
-    if (fmt == FMT_NPY) {
+    if (fmt == SIM_NPY) {
         char hdr[256];
         size_t hl = jc_npy_header(hdr, sizeof hdr, q->n, c->n, NULL, 0);
         fwrite(hdr, 1, hl, stdout);
-    } else if (fmt == FMT_JSON && !single) {
+    } else if (fmt == SIM_JSON && !single) {
         if (top) {
             putchar('[');
         } else {
@@ -219,7 +219,7 @@ static bool report(const struct state *s, const struct group *q, const struct gr
             }
             fputs("],\"scores\":[", stdout);
         }
-    } else if (fmt == FMT_TSV && !single && !top) {
+    } else if (fmt == SIM_TSV && !single && !top) {
         for (size_t j = 0; j < c->n; j++) {
             putchar('\t');
             tsv_field(c->labels[j]);
@@ -237,19 +237,19 @@ static bool report(const struct state *s, const struct group *q, const struct gr
             const float *row = scores + i * c->n;
             const char *ql = q->labels[q0 + i];
             if (single) {
-                printf(fmt == FMT_JSON ? "{\"cosine\":%.9g}\n" : "%.9g\n", row[0]);
-            } else if (fmt == FMT_NPY) {
+                printf(fmt == SIM_JSON ? "{\"cosine\":%.9g}\n" : "%.9g\n", row[0]);
+            } else if (fmt == SIM_NPY) {
                 fwrite(row, sizeof *row, c->n, stdout);
             } else if (top) {
                 size_t k = top < c->n ? top : c->n;
                 top_k(row, c->n, k, idx);
-                if (fmt == FMT_JSON) {
+                if (fmt == SIM_JSON) {
                     fputs(q0 + i ? ",{\"query\":" : "{\"query\":", stdout);
                     json_string(stdout, ql);
                     fputs(",\"top\":[", stdout);
                 }
                 for (size_t r = 0; r < k; r++) {
-                    if (fmt == FMT_JSON) {
+                    if (fmt == SIM_JSON) {
                         fputs(r ? ",{\"candidate\":" : "{\"candidate\":", stdout);
                         json_string(stdout, c->labels[idx[r]]);
                         printf(",\"score\":%.9g}", row[idx[r]]);
@@ -260,9 +260,9 @@ static bool report(const struct state *s, const struct group *q, const struct gr
                         printf("\t%.9g\n", row[idx[r]]);
                     }
                 }
-                if (fmt == FMT_JSON)
+                if (fmt == SIM_JSON)
                     fputs("]}", stdout);
-            } else if (fmt == FMT_JSON) {
+            } else if (fmt == SIM_JSON) {
                 fputs(q0 + i ? ",[" : "[", stdout);
                 for (size_t j = 0; j < c->n; j++)
                     printf(j ? ",%.9g" : "%.9g", row[j]);
@@ -275,7 +275,7 @@ static bool report(const struct state *s, const struct group *q, const struct gr
             }
         }
     }
-    if (fmt == FMT_JSON && !single)
+    if (fmt == SIM_JSON && !single)
         fputs(top ? "]\n" : "]}\n", stdout);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         error("cannot write to stdout");
@@ -300,7 +300,7 @@ int cmd_similarity(int argc, char **argv)
     const char *model = NULL, *format = NULL;
     long top = 0, threads = 0;
     int c, group = 0, status = EXIT_FAIL;
-    enum format fmt = FMT_TSV;
+    enum sim_format fmt = SIM_TSV;
     unsigned need = 0;
     struct jc_model *m = NULL;
     struct image_list images = {0};
@@ -379,16 +379,16 @@ int cmd_similarity(int argc, char **argv)
         goto out;
     }
     if (!format || !strcmp(format, "tsv"))
-        fmt = FMT_TSV;
+        fmt = SIM_TSV;
     else if (!strcmp(format, "json"))
-        fmt = FMT_JSON;
+        fmt = SIM_JSON;
     else if (!strcmp(format, "npy"))
-        fmt = FMT_NPY;
+        fmt = SIM_NPY;
     else {
         status = usage_error(usage, "--format: '%s' is not tsv, json or npy", format);
         goto out;
     }
-    if (fmt == FMT_NPY && top) {
+    if (fmt == SIM_NPY && top) {
         status = usage_error(usage, "--top prints labelled matches; it does not take --format npy");
         goto out;
     }
@@ -489,7 +489,7 @@ int cmd_similarity(int argc, char **argv)
     for (int g = 0; g < 2; g++)
         for (size_t i = 0; i < s.g[g].n; i++)
             jc_l2_normalize(s.g[g].v + i * s.dim, s.dim);
-    bool single = !group && total == 2 && fmt != FMT_NPY;
+    bool single = !group && total == 2 && fmt != SIM_NPY;
     if (single) {
         struct group a = {s.g[0].v, s.g[0].labels, 1};
         struct group b = {s.g[0].v + s.dim, s.g[0].labels + 1, 1};
