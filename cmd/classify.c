@@ -463,12 +463,7 @@ int cmd_classify(int argc, char **argv)
         struct text_sink sink = text_batch_sink(&tb);
         ok = sources_run(&src, &sink) && text_batch_flush(&tb);
     } else {
-        ok = true;
-        if (n_args == 0)
-            ok = image_list_read_stdin(&images, recursive);
-        for (int i = 0; ok && i < n_args; i++)
-            ok = !strcmp(args[i], "-") ? image_list_read_stdin(&images, recursive)
-                                       : image_list_add(&images, args[i], recursive);
+        ok = image_list_from_args(&images, args, n_args, recursive);
         s.images = &images;
         ok = ok && images_run(&images, s.m, (size_t)batch, (size_t)max_pixels, take_images, &s);
         if (ok && s.skipped)

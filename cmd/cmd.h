@@ -173,6 +173,9 @@ struct image_list {
 
 bool image_list_add(struct image_list *l, const char *path, bool recursive);
 bool image_list_read_stdin(struct image_list *l, bool recursive);
+
+/* The PATH arguments of an image command: '-' or none at all reads paths from stdin. */
+bool image_list_from_args(struct image_list *l, char *const *args, int n, bool recursive);
 void image_list_release(struct image_list *l);
 
 /* A decoded batch: images [start, start + n) of the list; the good ones packed in order. */

@@ -300,12 +300,7 @@ int cmd_embed_image(int argc, char **argv)
         goto out_model;
     }
 
-    bool ok = true;
-    if (n_args == 0)
-        ok = image_list_read_stdin(&list, recursive);
-    for (int i = 0; ok && i < n_args; i++)
-        ok = !strcmp(args[i], "-") ? image_list_read_stdin(&list, recursive)
-                                   : image_list_add(&list, args[i], recursive);
+    bool ok = image_list_from_args(&list, args, n_args, recursive);
     if (!ok)
         goto out_model;
     if (!(r.vecs = malloc((size_t)batch * out.dim * sizeof *r.vecs))) {

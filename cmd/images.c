@@ -157,6 +157,17 @@ bool image_list_read_stdin(struct image_list *p, bool recursive)
     return ok;
 }
 
+bool image_list_from_args(struct image_list *l, char *const *args, int n, bool recursive)
+{
+    bool ok = true;
+    if (n == 0)
+        return image_list_read_stdin(l, recursive);
+    for (int i = 0; ok && i < n; i++)
+        ok = !strcmp(args[i], "-") ? image_list_read_stdin(l, recursive)
+                                   : image_list_add(l, args[i], recursive);
+    return ok;
+}
+
 void image_list_release(struct image_list *p)
 {
     for (size_t i = 0; i < p->n; i++) {
