@@ -450,8 +450,11 @@ int cmd_similarity(int argc, char **argv)
                 error("out of memory");
                 goto out;
             }
-        if (x->kind == IN_NPY)
+        if (x->kind == IN_NPY) {
             memcpy(s.g[x->group].v + x->slot * s.dim, x->npy, x->rows * s.dim * sizeof(float));
+            free(x->npy); /* one copy of a large file is enough */
+            x->npy = NULL;
+        }
     }
 
     /* Texts, then images, each in command-line order. */

@@ -1,6 +1,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,8 +70,12 @@ int jc_read_file(const char *path, size_t limit, char **buf, size_t *len)
     }
     for (;;) {
         if (n + 1 >= cap) {
-            /* never more than limit + 2, so one byte past the limit is still seen */
+            /* never more than limit + 2, so one byte past the limit is still seen; a regular
+               file's size is known, so it usually takes one allocation */
             size_t ncap = cap ? cap * 2 : 65536;
+            if (!cap && S_ISREG(st.st_mode) && (uint64_t)st.st_size + 1 > ncap &&
+                (uint64_t)st.st_size < (uint64_t)limit + 2)
+                ncap = (size_t)st.st_size + 2;
             char *np;
             if (ncap > limit + 2)
                 ncap = limit + 2;
