@@ -164,7 +164,7 @@ install: jclip
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 check-style:
-	clang-format --dry-run --Werror cmd/*.c cmd/*.h lib/*.c lib/*.h kernels/*.c kernels/*.h scripts/*.c tests/unit/*.c tests/unit/*.h
+	clang-format --dry-run --Werror cmd/*.c cmd/*.h lib/*.c lib/*.h kernels/*.c kernels/*.h scripts/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(BUILD) jclip $(MODELS)

@@ -64,7 +64,8 @@ int jc_read_file(const char *path, size_t limit, char **buf, size_t *len)
     *len = 0;
     if (!f)
         return jc_fail(JC_EIO, "cannot open '%s': %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool have_st = fstat(fileno(f), &st) == 0;
+    if (have_st && S_ISDIR(st.st_mode)) {
         rc = jc_fail(JC_EIO, "cannot read '%s': is a directory", path);
         goto out_close;
     }
@@ -73,7 +74,7 @@ int jc_read_file(const char *path, size_t limit, char **buf, size_t *len)
             /* never more than limit + 2, so one byte past the limit is still seen; a regular
                file's size is known, so it usually takes one allocation */
             size_t ncap = cap ? cap * 2 : 65536;
-            if (!cap && S_ISREG(st.st_mode) && (uint64_t)st.st_size + 1 > ncap &&
+            if (!cap && have_st && S_ISREG(st.st_mode) && (uint64_t)st.st_size + 1 > ncap &&
                 (uint64_t)st.st_size < (uint64_t)limit + 2)
                 ncap = (size_t)st.st_size + 2;
             char *np;
