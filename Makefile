@@ -20,6 +20,11 @@ CPPFLAGS   += -DJC_X86_KERNELS
 $(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
 endif
+# Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own.
+ifneq ($(filter aarch64%,$(ARCH)),)
+KERNEL_SRC += $(wildcard kernels/*_neon.c)
+CPPFLAGS   += -DJC_NEON_KERNELS
+endif
 CMD_SRC    := $(sort $(wildcard cmd/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 
