@@ -89,8 +89,9 @@ static inline float32x4_t erf_neon(float32x4_t x)
     p = vmulq_f32(p, t);
     float32x4_t e = jc_exp_neg_neon(vmulq_f32(vnegq_f32(ax), ax));
     float32x4_t r = vfmsq_f32(vdupq_n_f32(1.0f), p, e);
-    /* |r| with the sign of x */
-    return vbslq_f32(vdupq_n_u32(0x80000000u), x, r);
+    /* r | sign(x), as the AVX2 erf does */
+    uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x80000000u));
+    return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(r), sign));
 }
 
 static inline float32x4_t gelu_mul4(float32x4_t g, float32x4_t u)
