@@ -49,6 +49,7 @@ struct line_reader {
     bool eof;
     size_t lineno;    /* of the last line returned */
     size_t max_bytes; /* longest line accepted */
+    bool dropped;     /* the last LINE_TOO_LONG line was already dropped whole */
 };
 
 enum { LINE_OK = 1, LINE_EOF = 0, LINE_WAIT = -1, LINE_ERROR = -2, LINE_TOO_LONG = -3 };
@@ -62,6 +63,12 @@ void line_reader_release(struct line_reader *r);
  * line is buffered and the descriptor has nothing to read yet.
  */
 int line_reader_next(struct line_reader *r, bool block, const char **line, size_t *len);
+
+/*
+ * After LINE_TOO_LONG: drops the rest of that line, up to and including its newline, so the
+ * next call returns the line after it. False when reading fails (errno set).
+ */
+bool line_reader_skip(struct line_reader *r);
 
 /* An input text and the name to give it in messages ("argument 2", "stdin line 7"). */
 struct text_input {

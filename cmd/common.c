@@ -99,7 +99,11 @@ void line_reader_release(struct line_reader *r)
     r->buf = NULL;
 }
 
-/* A complete line in the buffer, or the unterminated rest at end of input. */
+/*
+ * A complete line in the buffer, or the unterminated rest at end of input. A whole line over
+ * the limit can be in the buffer when its newline came in the same read as the byte past the
+ * limit: it is dropped here, so line_reader_skip() has nothing left to drop.
+ */
 static int take(struct line_reader *r, const char **line, size_t *len)
 {
     char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
@@ -110,18 +114,24 @@ static int take(struct line_reader *r, const char **line, size_t *len)
     *len = n;
     r->start += n + (nl != NULL);
     r->lineno++;
+    if (n > r->max_bytes) {
+        r->dropped = true;
+        return LINE_TOO_LONG;
+    }
     return LINE_OK;
 }
 
 int line_reader_next(struct line_reader *r, bool block, const char **line, size_t *len)
 {
     for (;;) {
-        if (r->buf && take(r, line, len) == LINE_OK)
-            return LINE_OK;
+        int rc = r->buf ? take(r, line, len) : LINE_WAIT;
+        if (rc != LINE_WAIT)
+            return rc;
         if (r->eof)
             return LINE_EOF;
         if (r->end - r->start > r->max_bytes) {
             r->lineno++;
+            r->dropped = false;
             return LINE_TOO_LONG;
         }
         if (!block) {
@@ -154,6 +164,31 @@ int line_reader_next(struct line_reader *r, bool block, const char **line, size_
         if (got == 0)
             r->eof = true;
         r->end += (size_t)got;
+    }
+}
+
+bool line_reader_skip(struct line_reader *r)
+{
+    if (r->dropped) {
+        r->dropped = false;
+        return true;
+    }
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl) {
+            r->start = (size_t)(nl - r->buf) + 1;
+            return true;
+        }
+        r->start = r->end = 0;
+        if (r->eof)
+            return true;
+        ssize_t got = read(r->fd, r->buf, r->cap);
+        if (got < 0 && errno != EINTR)
+            return false;
+        if (got == 0)
+            r->eof = true;
+        if (got > 0)
+            r->end = (size_t)got;
     }
 }
 
