@@ -331,7 +331,7 @@ bool records_run(struct jc_model *m, const struct record_opts *o)
             goto out;
         }
     }
-    line_reader_init(&lr, STDIN_FILENO, MAX_LINE_BYTES);
+    line_reader_init(&lr, STDIN_FILENO, o->max_line_bytes);
     for (;;) {
         int rc = line_reader_next(&lr, r.n_good == 0, &line, &len);
         if (rc == LINE_WAIT) {
@@ -351,7 +351,7 @@ bool records_run(struct jc_model *m, const struct record_opts *o)
         }
         if (rc == LINE_TOO_LONG) {
             char msg[80];
-            snprintf(msg, sizeof msg, "a line longer than %zu bytes", lr.max_bytes);
+            snprintf(msg, sizeof msg, "a line longer than the limit of %zu bytes", lr.max_bytes);
             ok = bad_record(&r, lr.lineno, NULL, msg);
         } else {
             ok = take_line(&r, line, len, lr.lineno);
