@@ -515,6 +515,11 @@ int cmd_similarity(int argc, char **argv)
             goto out;
     }
 
+    /* the scores are GEMMs even when no model was opened */
+    if (jc_blas_reserve() < 0) {
+        error("%s", jc_errmsg());
+        goto out;
+    }
     /* Stored rows may be raw: every vector is normalised, so scores are cosines. */
     for (int g = 0; g < 2; g++)
         for (size_t i = 0; i < s.g[g].n; i++)
