@@ -129,16 +129,21 @@ static bool read_npy(struct input *x, size_t *cols)
     if (f) {
         size_t cap = 0, got = 0;
         ssize_t len;
-        x->labels = calloc(rows ? rows : 1, sizeof *x->labels);
-        while (x->labels && (len = getline(&buf, &cap, f)) >= 0) {
+        bool oom = !(x->labels = calloc(rows ? rows : 1, sizeof *x->labels));
+        while (!oom && (len = getline(&buf, &cap, f)) >= 0) {
             if (len && buf[len - 1] == '\n')
                 buf[--len] = '\0';
-            if (got < rows)
-                x->labels[got] = strdup(buf);
+            if (got < rows && !(x->labels[got] = strdup(buf)))
+                oom = true;
             got++;
         }
         fclose(f);
         free(buf);
+        if (oom) {
+            error("out of memory reading '%s'", side);
+            free(side);
+            return false;
+        }
         if (got != rows) {
             error("'%s' has %zu lines but '%s' has %zu rows", side, got, x->value, rows);
             free(side);
