@@ -28,6 +28,10 @@ static const char usage[] =
     "      --keep-going      skip images that cannot be read and classify the rest\n"
     "  -b, --batch N         inputs per batch (default 16)\n"
     "      --max-pixels N    refuse larger images (default 178956970)\n"
+    "      --max-tokens N    truncate longer texts and prompts to N tokens (default 8192)\n"
+    "      --max-line-bytes N  refuse longer stdin lines, records and label lines\n"
+    "                        (default 67108864)\n"
+    "      --max-file-bytes N  refuse a larger --labels-file (default 268435456)\n"
     "  -m, --model DIR       model directory\n"
     "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
@@ -71,29 +75,28 @@ static bool add_label_list(struct labels *l, const char *list)
     }
 }
 
-static bool read_label_file(struct labels *l, const char *path)
+static bool read_label_file(struct labels *l, const char *path, size_t max_file, size_t max_line)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char name[300], *buf;
+    size_t len, lineno = 1;
     bool ok = true;
 
-    if (!f) {
-        error("cannot open '%s': %m", path);
+    snprintf(name, sizeof name, "'%s'", path);
+    /* a file named '-', as it always was here: stdin holds the inputs */
+    if (!read_file_limited(strcmp(path, "-") ? path : "./-", name, max_file, &buf, &len))
         return false;
+    for (size_t start = 0; ok && start < len; lineno++) {
+        const char *nl = memchr(buf + start, '\n', len - start);
+        size_t n = nl ? (size_t)(nl - (buf + start)) : len - start;
+        if (n > max_line) {
+            error("%s line %zu is longer than the limit of %zu bytes", name, lineno, max_line);
+            ok = false;
+            break;
+        }
+        ok = add_label(l, buf + start, n);
+        start += n + 1;
     }
-    while (ok && (len = getline(&line, &cap, f)) >= 0) {
-        if (len && line[len - 1] == '\n')
-            len--;
-        ok = add_label(l, line, (size_t)len);
-    }
-    if (ok && ferror(f)) {
-        error("cannot read '%s': %m", path);
-        ok = false;
-    }
-    free(line);
-    fclose(f);
+    free(buf);
     return ok;
 }
 
@@ -101,7 +104,7 @@ struct state {
     struct jc_model *m;
     const struct labels *labels;
     float *label_vecs; /* [labels, dim]: ensembled, normalised */
-    size_t dim, top;
+    size_t dim, top, max_tokens;
     float scale; /* exp(logit_scale) */
     bool json, keep_going;
     size_t skipped;
@@ -132,7 +135,7 @@ static bool embed_labels(struct state *s, const char *const *templates, size_t n
     bool ok;
 
     s->templates = nt;
-    if (!text_batch_init(&tb, s->m, 32, 8192, 0, take_prompts, s))
+    if (!text_batch_init(&tb, s->m, 32, s->max_tokens, 0, take_prompts, s))
         return false;
     ok = true;
     for (size_t l = 0; ok && l < s->labels->n; l++)
@@ -306,6 +309,9 @@ int cmd_classify(int argc, char **argv)
         {"keep-going", no_argument, NULL, 'K'},
         {"batch", required_argument, NULL, 'b'},
         {"max-pixels", required_argument, NULL, 'P'},
+        {"max-tokens", required_argument, NULL, 'M'},
+        {"max-line-bytes", required_argument, NULL, 'B'},
+        {"max-file-bytes", required_argument, NULL, 'S'},
         {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
         {"jsonl", no_argument, NULL, 'J'},
@@ -313,9 +319,14 @@ int cmd_classify(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct labels labels = {0};
-    struct state s = {.labels = &labels, .top = 1};
+    struct state s = {.labels = &labels, .top = 1, .max_tokens = DEFAULT_MAX_TOKENS};
     const char **templates = calloc((size_t)argc + 1, sizeof *templates);
     char **args = calloc((size_t)argc + 1, sizeof *args);
+    /* -l and --labels-file in their order, read once the limits are known: 'L' marks a file */
+    char **label_args = calloc((size_t)argc + 1, sizeof *label_args);
+    char *label_kind = calloc((size_t)argc + 1, 1);
+    int n_label_args = 0;
+    long v;
     const char *model = NULL, *format = NULL;
     size_t nt = 0;
     int n_args = 0, c, status = EXIT_FAIL;
@@ -325,7 +336,7 @@ int cmd_classify(int argc, char **argv)
     struct sources src = {0};
     struct text_batch tb = {0};
 
-    if (!templates || !args || !sources_init(&src, argc)) {
+    if (!templates || !args || !label_args || !label_kind || !sources_init(&src, argc)) {
         error("out of memory");
         goto out;
     }
@@ -335,14 +346,10 @@ int cmd_classify(int argc, char **argv)
             args[n_args++] = optarg;
             break;
         case 'l':
-            labels_given = true;
-            if (!add_label_list(&labels, optarg))
-                goto out;
-            break;
         case 'L':
             labels_given = true;
-            if (!read_label_file(&labels, optarg))
-                goto out;
+            label_kind[n_label_args] = (char)c;
+            label_args[n_label_args++] = optarg;
             break;
         case 'T':
             if (!strstr(optarg, "{}")) {
@@ -378,6 +385,19 @@ int cmd_classify(int argc, char **argv)
             if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
                 goto out_usage;
             break;
+        case 'M':
+            if (!parse_long("--max-tokens", optarg, 2, 1 << 24, &v))
+                goto out_usage;
+            s.max_tokens = (size_t)v;
+            break;
+        case 'B':
+            if (!parse_bytes("--max-line-bytes", optarg, &src.max_line_bytes))
+                goto out_usage;
+            break;
+        case 'S':
+            if (!parse_bytes("--max-file-bytes", optarg, &src.max_file_bytes))
+                goto out_usage;
+            break;
         case 'm':
             model = optarg;
             break;
@@ -396,6 +416,11 @@ int cmd_classify(int argc, char **argv)
     }
     for (; optind < argc; optind++)
         args[n_args++] = argv[optind];
+    for (int i = 0; i < n_label_args; i++)
+        if (!(label_kind[i] == 'l' ? add_label_list(&labels, label_args[i])
+                                   : read_label_file(&labels, label_args[i], src.max_file_bytes,
+                                                     src.max_line_bytes)))
+            goto out;
     if (!labels_given) {
         status = usage_error(usage, "no labels: give -l or --labels-file");
         goto out;
@@ -445,8 +470,9 @@ int cmd_classify(int argc, char **argv)
             .other = texts ? "classify --text takes only \"text\""
                            : "classify takes \"image\" (use --text for texts)",
             .batch = (size_t)batch,
-            .max_tokens = 8192,
+            .max_tokens = s.max_tokens,
             .max_pixels = (size_t)max_pixels,
+            .max_line_bytes = src.max_line_bytes,
             .prepare = cosines,
             .write = write_record,
             .ctx = &s,
@@ -458,7 +484,7 @@ int cmd_classify(int argc, char **argv)
         if ((status = sources_finish(&src, usage)) != EXIT_OK)
             goto out;
         status = EXIT_FAIL;
-        if (!text_batch_init(&tb, s.m, 32, 8192, 0, take_texts, &s))
+        if (!text_batch_init(&tb, s.m, 32, s.max_tokens, 0, take_texts, &s))
             goto out;
         struct text_sink sink = text_batch_sink(&tb);
         ok = sources_run(&src, &sink) && text_batch_flush(&tb);
@@ -485,6 +511,8 @@ out:
     jc_model_free(s.m);
     free(templates);
     free(args);
+    free(label_args);
+    free(label_kind);
     return status;
 out_usage:
     status = EXIT_USAGE;

@@ -31,6 +31,18 @@ int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(p
 /* Parses a whole number in [lo, hi] for option `opt`; false (and a message) if it is not one. */
 bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out);
 
+/*
+ * The input limits, jclip(1) LIMITS: each has this default and an option of the same name
+ * (--max-line-bytes, --max-file-bytes, --max-tokens, --max-pixels) on every command that
+ * reads such input. JC_DEFAULT_MAX_PIXELS is the fourth.
+ */
+#define DEFAULT_MAX_LINE_BYTES ((size_t)64 << 20)  /* a stdin line, a record, a label line */
+#define DEFAULT_MAX_FILE_BYTES ((size_t)256 << 20) /* a --file document, a labels file */
+#define DEFAULT_MAX_TOKENS     8192                /* per text; longer texts are truncated */
+
+/* Parses a byte limit, 1 to 2^40; false (and a message) if arg is not one. */
+bool parse_bytes(const char *opt, const char *arg, size_t *out);
+
 /* Applies -t/--threads (0 = unset: $JCLIP_THREADS, else all cores). */
 bool setup_threads(long threads);
 
@@ -49,6 +61,7 @@ struct line_reader {
     bool eof;
     size_t lineno;    /* of the last line returned */
     size_t max_bytes; /* longest line accepted */
+    bool dropped;     /* the last LINE_TOO_LONG line was already dropped whole */
 };
 
 enum { LINE_OK = 1, LINE_EOF = 0, LINE_WAIT = -1, LINE_ERROR = -2, LINE_TOO_LONG = -3 };
@@ -63,6 +76,12 @@ void line_reader_release(struct line_reader *r);
  */
 int line_reader_next(struct line_reader *r, bool block, const char **line, size_t *len);
 
+/*
+ * After LINE_TOO_LONG: drops the rest of that line, up to and including its newline, so the
+ * next call returns the line after it. False when reading fails (errno set).
+ */
+bool line_reader_skip(struct line_reader *r);
+
 /* An input text and the name to give it in messages ("argument 2", "stdin line 7"). */
 struct text_input {
     char *text;
@@ -76,7 +95,15 @@ struct text_input {
  */
 bool text_input_set(struct text_input *in, const char *buf, size_t len);
 
-/* Reads a whole file as one text; false (reported) on failure. */
+/*
+ * Reads a whole file ("-" is stdin) of at most max_bytes into *buf (malloc'd, caller frees),
+ * not NUL-terminated; `name` names it in messages. False (reported) on failure, or when the
+ * file is larger than the limit.
+ */
+bool read_file_limited(const char *path, const char *name, size_t max_bytes, char **buf,
+                       size_t *len);
+
+/* Reads a whole file as one text; false (reported) on failure or over max_bytes. */
 bool text_input_file(struct text_input *in, const char *path, size_t max_bytes);
 
 /* Writes s as a JSON string: quoted, escaped, invalid UTF-8 replaced by U+FFFD. */
@@ -102,6 +129,7 @@ struct sources {
     struct source *v;
     size_t n;
     int n_args;
+    size_t max_line_bytes, max_file_bytes; /* the defaults unless a command sets them */
 };
 
 /* Room for every argument; false (reported) on allocation failure. */
@@ -204,10 +232,6 @@ enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
 int embed_output_format(const char *usage, const char *format, const char *output,
                         const char *encoding, enum format *fmt);
 
-/* Maximum bytes of one stdin line and of one --file document. */
-#define MAX_LINE_BYTES ((size_t)64 << 20)
-#define MAX_FILE_BYTES ((size_t)256 << 20)
-
 /* ---- records (--jsonl) ------------------------------------------------------------------ */
 
 /*
@@ -233,7 +257,8 @@ struct record_opts {
     enum jc_record_kind kind; /* the kind the command reads; the other kind is a bad record */
     const char *other;        /* why the other kind is bad, e.g. "embed-text reads \"text\"" */
     size_t batch, max_tokens, max_pixels;
-    unsigned flags; /* JC_EMBED_RAW */
+    size_t max_line_bytes; /* a longer line is a bad record */
+    unsigned flags;        /* JC_EMBED_RAW */
     enum encoding encoding;
     bool progress; /* a line of counts on stderr */
     /* When set: called with each batch's embeddings before any of its records is written. */

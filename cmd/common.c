@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cmd_prefix = "jclip";
@@ -41,6 +42,15 @@ int usage_error(const char *usage, const char *fmt, ...)
     va_end(ap);
     fputs(usage, stderr);
     return EXIT_USAGE;
+}
+
+bool parse_bytes(const char *opt, const char *arg, size_t *out)
+{
+    long v;
+    if (!parse_long(opt, arg, 1, 1L << 40, &v))
+        return false;
+    *out = (size_t)v;
+    return true;
 }
 
 bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out)
@@ -99,7 +109,11 @@ void line_reader_release(struct line_reader *r)
     r->buf = NULL;
 }
 
-/* A complete line in the buffer, or the unterminated rest at end of input. */
+/*
+ * A complete line in the buffer, or the unterminated rest at end of input. A whole line over
+ * the limit can be in the buffer when the limit is below the read size: it is dropped here,
+ * so line_reader_skip() has nothing left to drop.
+ */
 static int take(struct line_reader *r, const char **line, size_t *len)
 {
     char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
@@ -110,18 +124,24 @@ static int take(struct line_reader *r, const char **line, size_t *len)
     *len = n;
     r->start += n + (nl != NULL);
     r->lineno++;
+    if (n > r->max_bytes) {
+        r->dropped = true;
+        return LINE_TOO_LONG;
+    }
     return LINE_OK;
 }
 
 int line_reader_next(struct line_reader *r, bool block, const char **line, size_t *len)
 {
     for (;;) {
-        if (r->buf && take(r, line, len) == LINE_OK)
-            return LINE_OK;
+        int rc = r->buf ? take(r, line, len) : LINE_WAIT;
+        if (rc != LINE_WAIT)
+            return rc;
         if (r->eof)
             return LINE_EOF;
         if (r->end - r->start > r->max_bytes) {
             r->lineno++;
+            r->dropped = false;
             return LINE_TOO_LONG;
         }
         if (!block) {
@@ -157,6 +177,31 @@ int line_reader_next(struct line_reader *r, bool block, const char **line, size_
     }
 }
 
+bool line_reader_skip(struct line_reader *r)
+{
+    if (r->dropped) {
+        r->dropped = false;
+        return true;
+    }
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl) {
+            r->start = (size_t)(nl - r->buf) + 1;
+            return true;
+        }
+        r->start = r->end = 0;
+        if (r->eof)
+            return true;
+        ssize_t got = read(r->fd, r->buf, r->cap);
+        if (got < 0 && errno != EINTR)
+            return false;
+        if (got == 0)
+            r->eof = true;
+        if (got > 0)
+            r->end = (size_t)got;
+    }
+}
+
 bool text_input_set(struct text_input *in, const char *buf, size_t len)
 {
     char *fixed;
@@ -184,27 +229,31 @@ bool text_input_set(struct text_input *in, const char *buf, size_t len)
     return true;
 }
 
-bool text_input_file(struct text_input *in, const char *path, size_t max_bytes)
+bool read_file_limited(const char *path, const char *name, size_t max_bytes, char **out,
+                       size_t *out_len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    struct stat st;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     bool ok = false;
 
-    if (f == stdin)
-        snprintf(in->name, sizeof in->name, "stdin");
-    else
-        snprintf(in->name, sizeof in->name, "'%s'", path);
     if (!f) {
         error("cannot open '%s': %s", path, strerror(errno));
         return false;
     }
+    /* a regular file too large is refused before any byte is read */
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes)
+        goto out_limit;
     for (;;) {
         if (len == cap) {
+            /* at most one byte past the limit, which is enough to see it is exceeded */
             size_t ncap = cap ? cap * 2 : 65536;
+            if (ncap > max_bytes + 1)
+                ncap = max_bytes + 1;
             char *nb = realloc(buf, ncap);
             if (!nb) {
-                error("'%s': out of memory", path);
+                error("%s: out of memory (%zu bytes)", name, ncap);
                 goto out;
             }
             buf = nb;
@@ -212,22 +261,42 @@ bool text_input_file(struct text_input *in, const char *path, size_t max_bytes)
         }
         size_t got = fread(buf + len, 1, cap - len, f);
         len += got;
-        if (len > max_bytes) {
-            error("'%s' is larger than the limit of %zu bytes", path, max_bytes);
-            goto out;
-        }
+        if (len > max_bytes)
+            goto out_limit;
         if (got == 0)
             break;
     }
     if (ferror(f)) {
-        error("cannot read '%s': %s", path, strerror(errno));
+        error("cannot read %s: %s", name, strerror(errno));
         goto out;
     }
-    ok = text_input_set(in, buf, len);
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    ok = true;
+    goto out;
+out_limit:
+    error("%s is larger than the limit of %zu bytes", name, max_bytes);
 out:
     free(buf);
     if (f != stdin)
         fclose(f);
+    return ok;
+}
+
+bool text_input_file(struct text_input *in, const char *path, size_t max_bytes)
+{
+    char *buf;
+    size_t len;
+
+    if (strcmp(path, "-"))
+        snprintf(in->name, sizeof in->name, "'%s'", path);
+    else
+        snprintf(in->name, sizeof in->name, "stdin");
+    if (!read_file_limited(path, in->name, max_bytes, &buf, &len))
+        return false;
+    bool ok = text_input_set(in, buf, len);
+    free(buf);
     return ok;
 }
 
@@ -271,6 +340,8 @@ void print_vector(FILE *f, const float *v, size_t n, bool json)
 bool sources_init(struct sources *s, int argc)
 {
     memset(s, 0, sizeof *s);
+    s->max_line_bytes = DEFAULT_MAX_LINE_BYTES;
+    s->max_file_bytes = DEFAULT_MAX_FILE_BYTES;
     if (!(s->v = calloc((size_t)argc + 2, sizeof *s->v))) {
         error("out of memory");
         return false;
@@ -309,14 +380,14 @@ int sources_finish(struct sources *s, const char *usage)
     return EXIT_OK;
 }
 
-static bool run_stdin_lines(const struct text_sink *sink)
+static bool run_stdin_lines(const struct sources *s, const struct text_sink *sink)
 {
     struct line_reader r;
     const char *line;
     size_t len;
     bool ok = true;
 
-    line_reader_init(&r, STDIN_FILENO, MAX_LINE_BYTES);
+    line_reader_init(&r, STDIN_FILENO, s->max_line_bytes);
     for (;;) {
         bool pending = sink->pending && sink->pending(sink->ctx);
         int rc = line_reader_next(&r, !pending, &line, &len);
@@ -329,7 +400,8 @@ static bool run_stdin_lines(const struct text_sink *sink)
             break;
         if (rc == LINE_TOO_LONG || rc == LINE_ERROR) {
             if (rc == LINE_TOO_LONG)
-                error("stdin line %zu is longer than %zu bytes", r.lineno, r.max_bytes);
+                error("stdin line %zu is longer than the limit of %zu bytes", r.lineno,
+                      r.max_bytes);
             else
                 error("cannot read stdin: %s", strerror(errno));
             ok = false;
@@ -357,10 +429,10 @@ bool sources_run(const struct sources *s, const struct text_sink *sink)
             break;
         case SRC_FILE:
         case SRC_STDIN_FILE:
-            ok = text_input_file(&in, src->value, MAX_FILE_BYTES) && sink->take(sink->ctx, &in);
+            ok = text_input_file(&in, src->value, s->max_file_bytes) && sink->take(sink->ctx, &in);
             break;
         case SRC_STDIN_LINES:
-            ok = run_stdin_lines(sink);
+            ok = run_stdin_lines(s, sink);
             break;
         }
     }

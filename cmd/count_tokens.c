@@ -14,6 +14,8 @@ static const char usage[] =
     "      --tokens          print the tokens of each input\n"
     "      --total           print one sum over all inputs\n"
     "      --max-tokens N    count as if truncated to N tokens (default: no limit)\n"
+    "      --max-line-bytes N  refuse longer stdin lines (default 67108864)\n"
+    "      --max-file-bytes N  refuse larger --file documents (default 268435456)\n"
     "      --image           the arguments are images: print the Jina API cost of each\n"
     "  -h, --help            show this help\n"
     "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n"
@@ -101,6 +103,8 @@ int cmd_count_tokens(int argc, char **argv)
         {"total", no_argument, NULL, 's'},
         {"max-tokens", required_argument, NULL, 'M'},
         {"image", no_argument, NULL, 'I'},
+        {"max-line-bytes", required_argument, NULL, 'L'},
+        {"max-file-bytes", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -142,6 +146,15 @@ int cmd_count_tokens(int argc, char **argv)
                 goto out;
             }
             s.max_tokens = (size_t)v;
+            text_opts = true;
+            break;
+        case 'L':
+        case 'S':
+            if (!parse_bytes(c == 'L' ? "--max-line-bytes" : "--max-file-bytes", optarg,
+                             c == 'L' ? &src.max_line_bytes : &src.max_file_bytes)) {
+                status = EXIT_USAGE;
+                goto out;
+            }
             text_opts = true;
             break;
         case 'I':

@@ -20,6 +20,7 @@ static const char usage[] =
     "      --raw             unnormalised CLS vectors (default: L2-normalised)\n"
     "  -b, --batch N         images per batch (default 16)\n"
     "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"
+    "      --max-line-bytes N  refuse longer --jsonl records (default 67108864)\n"
     "      --progress        show progress on stderr (default: only when it is a terminal)\n"
     "      --dump-pixels F   also write the preprocessed [N, 3, S, S] tensors to F (.npy)\n"
     "      --jsonl           records: {\"id\": ..., \"image\": PATH or data URI} per stdin\n"
@@ -173,6 +174,7 @@ int cmd_embed_image(int argc, char **argv)
         {"raw", no_argument, NULL, 'R'},
         {"batch", required_argument, NULL, 'b'},
         {"max-pixels", required_argument, NULL, 'P'},
+        {"max-line-bytes", required_argument, NULL, 'L'},
         {"progress", no_argument, NULL, 'p'},
         {"dump-pixels", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'},
@@ -184,6 +186,7 @@ int cmd_embed_image(int argc, char **argv)
     const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL, *encoding = NULL;
     bool recursive = false, jsonl = false;
     long batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
+    size_t max_line_bytes = DEFAULT_MAX_LINE_BYTES;
     struct image_list list = {0};
     struct out out = {0};
     struct run r = {.out = &out, .list = &list, .show_progress = isatty(STDERR_FILENO)};
@@ -224,6 +227,10 @@ int cmd_embed_image(int argc, char **argv)
             break;
         case 'P':
             if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+                goto out_usage;
+            break;
+        case 'L':
+            if (!parse_bytes("--max-line-bytes", optarg, &max_line_bytes))
                 goto out_usage;
             break;
         case 'p':
@@ -275,6 +282,7 @@ int cmd_embed_image(int argc, char **argv)
             .other = "embed-image takes only \"image\"",
             .batch = (size_t)batch,
             .max_pixels = (size_t)max_pixels,
+            .max_line_bytes = max_line_bytes,
             .flags = r.flags,
             .encoding = out.encoding,
             .progress = r.show_progress,

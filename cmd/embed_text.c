@@ -15,6 +15,8 @@ static const char usage[] =
     "      --file PATH       embed a whole file as one text (repeatable; - is stdin)\n"
     "      --raw             unnormalised mean-pooled vectors (default: L2-normalised)\n"
     "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
+    "      --max-line-bytes N  refuse longer stdin lines and records (default 67108864)\n"
+    "      --max-file-bytes N  refuse larger --file documents (default 268435456)\n"
     "      --jsonl           records: {\"id\": ..., \"text\": ...} per stdin line in, one\n"
     "                        {\"id\": ..., \"embedding\": ...} (or \"error\") per line out\n"
     "      --encoding ENC    embeddings as float (default), base64, binary or ubinary\n"
@@ -72,17 +74,25 @@ static bool write_rows(void *ctx, const struct text_input *in, const float *v, s
 int cmd_embed_text(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},  {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'f'}, {"file", required_argument, NULL, 'F'},
-        {"raw", no_argument, NULL, 'r'},          {"max-tokens", required_argument, NULL, 'M'},
-        {"batch", required_argument, NULL, 'b'},  {"threads", required_argument, NULL, 't'},
-        {"jsonl", no_argument, NULL, 'J'},        {"encoding", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"model", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"file", required_argument, NULL, 'F'},
+        {"raw", no_argument, NULL, 'r'},
+        {"max-tokens", required_argument, NULL, 'M'},
+        {"batch", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'},
+        {"jsonl", no_argument, NULL, 'J'},
+        {"encoding", required_argument, NULL, 'E'},
+        {"max-line-bytes", required_argument, NULL, 'L'},
+        {"max-file-bytes", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct state s = {0};
     struct text_batch tb = {0};
     struct jc_model *m = NULL;
-    size_t max_tokens = 8192, batch = 32;
+    size_t max_tokens = DEFAULT_MAX_TOKENS, batch = 32;
     unsigned flags = 0;
     const char *model = NULL, *output = NULL, *format = NULL, *encoding = NULL;
     bool jsonl = false;
@@ -123,6 +133,14 @@ int cmd_embed_text(int argc, char **argv)
             if (!parse_long("--max-tokens", optarg, 2, 1 << 24, &v))
                 goto out_usage;
             max_tokens = (size_t)v;
+            break;
+        case 'L':
+            if (!parse_bytes("--max-line-bytes", optarg, &src.max_line_bytes))
+                goto out_usage;
+            break;
+        case 'S':
+            if (!parse_bytes("--max-file-bytes", optarg, &src.max_file_bytes))
+                goto out_usage;
             break;
         case 'b':
             if (!parse_long("--batch", optarg, 1, 4096, &v))
@@ -168,6 +186,7 @@ int cmd_embed_text(int argc, char **argv)
             .other = "embed-text takes only \"text\"",
             .batch = batch,
             .max_tokens = max_tokens,
+            .max_line_bytes = src.max_line_bytes,
             .flags = flags,
             .encoding = s.encoding,
         };

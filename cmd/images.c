@@ -199,6 +199,24 @@ struct pipeline {
     bool stop;
 };
 
+/*
+ * A NULL reason means a good image, so a reason that cannot be copied must still be one:
+ * this one is not freed.
+ */
+static char no_memory[] = "out of memory";
+
+static char *reason(const char *msg)
+{
+    char *r = strdup(msg);
+    return r ? r : no_memory;
+}
+
+static void reason_free(char *r)
+{
+    if (r != no_memory)
+        free(r);
+}
+
 static void decode_batch(struct pipeline *pl, struct slot *s)
 {
     const size_t per = 3 * (size_t)pl->size * pl->size;
@@ -208,16 +226,16 @@ static void decode_batch(struct pipeline *pl, struct slot *s)
         struct jc_image img;
         s->err[i] = NULL;
         if (pl->list->why[s->b.start + i]) {
-            s->err[i] = strdup(pl->list->why[s->b.start + i]);
+            s->err[i] = reason(pl->list->why[s->b.start + i]);
             continue;
         }
         if (jc_image_load(path, pl->max_pixels, &img) < 0) {
-            s->err[i] = strdup(jc_errmsg());
+            s->err[i] = reason(jc_errmsg());
             continue;
         }
         if (jc_image_preprocess(&img, pl->size, pl->mean, pl->std, s->pixels + s->b.n_good * per) <
             0)
-            s->err[i] = strdup(jc_errmsg());
+            s->err[i] = reason(jc_errmsg());
         else
             s->b.n_good++;
         jc_image_release(&img);
@@ -284,7 +302,7 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
         pthread_mutex_unlock(&pl.lock);
         ok = fn(ctx, &s->b);
         for (size_t i = 0; i < s->b.n; i++) {
-            free(s->err[i]);
+            reason_free(s->err[i]);
             s->err[i] = NULL;
         }
         pthread_mutex_lock(&pl.lock);
@@ -301,7 +319,7 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
 out_free:
     for (int i = 0; i < 2; i++) {
         for (size_t j = 0; pl.slot[i].err && j < batch; j++)
-            free(pl.slot[i].err[j]);
+            reason_free(pl.slot[i].err[j]);
         free(pl.slot[i].pixels);
         free(pl.slot[i].err);
     }

@@ -2,8 +2,11 @@
 #include "cmd.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 struct command {
     const char *name;
@@ -59,6 +62,49 @@ static int cmd_help(int argc, char **argv)
     cmd_prefix = "jclip help";
     return c->fn(2, args);
 }
+
+/*
+ * OpenBLAS starts a thread per core when it is loaded, unless OPENBLAS_NUM_THREADS says
+ * otherwise, and each takes a 128 MiB GEMM buffer at once. jclip never uses them (its pool
+ * splits the work and calls OpenBLAS single-threaded), and under a limit on the address
+ * space or data size (ulimit -v, -d) they do harm: when a thread's stack does not fit,
+ * OpenBLAS kills the process with SIGINT; when its buffer does not fit, the thread retries
+ * for ever, and exit() then waits for it. So under such a limit jclip runs itself again with
+ * OPENBLAS_NUM_THREADS=1 before OpenBLAS is initialised: an executable's .preinit_array runs
+ * before the initialiser of any library. setenv() would not do: libc's own initialiser,
+ * later, sets environ back to the array the kernel passed. Nothing here allocates.
+ */
+static bool limited(int resource)
+{
+    struct rlimit rl;
+    return getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+static void one_openblas_thread(int argc, char **argv, char **envp)
+{
+    static char one[] = "OPENBLAS_NUM_THREADS=1";
+    const size_t klen = sizeof "OPENBLAS_NUM_THREADS=" - 1;
+    size_t n = 0, k = 0;
+
+    (void)argc;
+    if (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))
+        return;
+    while (envp[n])
+        n++;
+    char *env[n + 2];
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(envp[i], one))
+            return; /* already so: this is the second run */
+        if (strncmp(envp[i], one, klen))
+            env[k++] = envp[i];
+    }
+    env[k++] = one;
+    env[k] = NULL;
+    execve("/proc/self/exe", argv, env); /* on failure, run on as OpenBLAS is */
+}
+
+__attribute__((section(".preinit_array"),
+               used)) static void (*const preinit)(int, char **, char **) = one_openblas_thread;
 
 /* An interrupted run leaves no temporary output behind, then dies of the same signal. */
 static void on_signal(int sig)

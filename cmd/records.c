@@ -310,31 +310,6 @@ static bool take_line(struct run *r, const char *line, size_t len, size_t lineno
     return ok;
 }
 
-/*
- * Drops the rest of a line longer than the reader takes, up to and including its newline, so
- * that one oversized record is answered as bad instead of ending the run.
- */
-static bool skip_line(struct line_reader *lr)
-{
-    for (;;) {
-        char *nl = memchr(lr->buf + lr->start, '\n', lr->end - lr->start);
-        if (nl) {
-            lr->start = (size_t)(nl - lr->buf) + 1;
-            return true;
-        }
-        lr->start = lr->end = 0;
-        if (lr->eof)
-            return true;
-        ssize_t got = read(lr->fd, lr->buf, lr->cap);
-        if (got < 0 && errno != EINTR)
-            return false;
-        if (got == 0)
-            lr->eof = true;
-        if (got > 0)
-            lr->end = (size_t)got;
-    }
-}
-
 bool records_run(struct jc_model *m, const struct record_opts *o)
 {
     struct run r = {.o = o, .m = m, .dim = (size_t)jc_model_dim(m), .t0 = now()};
@@ -356,7 +331,7 @@ bool records_run(struct jc_model *m, const struct record_opts *o)
             goto out;
         }
     }
-    line_reader_init(&lr, STDIN_FILENO, MAX_LINE_BYTES);
+    line_reader_init(&lr, STDIN_FILENO, o->max_line_bytes);
     for (;;) {
         int rc = line_reader_next(&lr, r.n_good == 0, &line, &len);
         if (rc == LINE_WAIT) {
@@ -369,14 +344,14 @@ bool records_run(struct jc_model *m, const struct record_opts *o)
         /* what waits goes out before the rest of an overlong line is read */
         if (rc == LINE_TOO_LONG && !(ok = run_batch(&r)))
             break;
-        if (rc == LINE_ERROR || (rc == LINE_TOO_LONG && !skip_line(&lr))) {
+        if (rc == LINE_ERROR || (rc == LINE_TOO_LONG && !line_reader_skip(&lr))) {
             error("cannot read stdin: %s", strerror(errno));
             ok = false;
             break;
         }
         if (rc == LINE_TOO_LONG) {
             char msg[80];
-            snprintf(msg, sizeof msg, "a line longer than %zu bytes", lr.max_bytes);
+            snprintf(msg, sizeof msg, "a line longer than the limit of %zu bytes", lr.max_bytes);
             ok = bad_record(&r, lr.lineno, NULL, msg);
         } else {
             ok = take_line(&r, line, len, lr.lineno);

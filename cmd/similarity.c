@@ -21,6 +21,9 @@ static const char usage[] =
     "      --against         the inputs after it are candidates, those before it queries\n"
     "  -k, --top K           print the K best candidates of each query\n"
     "  -f, --format FMT      tsv (default), json or npy\n"
+    "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
+    "      --max-file-bytes N  refuse a larger --text-file (default 268435456)\n"
+    "      --max-pixels N    refuse larger images (default 178956970)\n"
     "  -m, --model DIR       model directory (not needed for .npy inputs alone)\n"
     "      --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
@@ -126,16 +129,21 @@ static bool read_npy(struct input *x, size_t *cols)
     if (f) {
         size_t cap = 0, got = 0;
         ssize_t len;
-        x->labels = calloc(rows ? rows : 1, sizeof *x->labels);
-        while (x->labels && (len = getline(&buf, &cap, f)) >= 0) {
+        bool oom = !(x->labels = calloc(rows ? rows : 1, sizeof *x->labels));
+        while (!oom && (len = getline(&buf, &cap, f)) >= 0) {
             if (len && buf[len - 1] == '\n')
                 buf[--len] = '\0';
-            if (got < rows)
-                x->labels[got] = strdup(buf);
+            if (got < rows && !(x->labels[got] = strdup(buf)))
+                oom = true;
             got++;
         }
         fclose(f);
         free(buf);
+        if (oom) {
+            error("out of memory reading '%s'", side);
+            free(side);
+            return false;
+        }
         if (got != rows) {
             error("'%s' has %zu lines but '%s' has %zu rows", side, got, x->value, rows);
             free(side);
@@ -290,13 +298,23 @@ out:
 int cmd_similarity(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"text", required_argument, NULL, 't'},  {"text-file", required_argument, NULL, 'T'},
-        {"image", required_argument, NULL, 'i'}, {"against", no_argument, NULL, 'A'},
-        {"top", required_argument, NULL, 'k'},   {"format", required_argument, NULL, 'f'},
-        {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"text", required_argument, NULL, 't'},
+        {"text-file", required_argument, NULL, 'T'},
+        {"image", required_argument, NULL, 'i'},
+        {"against", no_argument, NULL, 'A'},
+        {"top", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'},
+        {"model", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 'P'},
+        {"max-tokens", required_argument, NULL, 'M'},
+        {"max-file-bytes", required_argument, NULL, 'S'},
+        {"max-pixels", required_argument, NULL, 'X'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct state s = {0};
+    size_t max_file_bytes = DEFAULT_MAX_FILE_BYTES;
+    long max_tokens = DEFAULT_MAX_TOKENS, max_pixels = JC_DEFAULT_MAX_PIXELS;
     const char *model = NULL, *format = NULL;
     long top = 0, threads = 0;
     int c, group = 0, status = EXIT_FAIL;
@@ -360,6 +378,20 @@ int cmd_similarity(int argc, char **argv)
             break;
         case 'P':
             if (!parse_long("--threads", optarg, 1, 256, &threads)) {
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'M':
+        case 'X':
+            if (!parse_long(c == 'M' ? "--max-tokens" : "--max-pixels", optarg, c == 'M' ? 2 : 1,
+                            c == 'M' ? 1L << 24 : 1L << 40, c == 'M' ? &max_tokens : &max_pixels)) {
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case 'S':
+            if (!parse_bytes("--max-file-bytes", optarg, &max_file_bytes)) {
                 status = EXIT_USAGE;
                 goto out;
             }
@@ -459,7 +491,7 @@ int cmd_similarity(int argc, char **argv)
 
     /* Texts, then images, each in command-line order. */
     if (need & JC_LOAD_TEXT) {
-        if (!text_batch_init(&tb, m, 32, 8192, 0, take_texts, &s))
+        if (!text_batch_init(&tb, m, 32, (size_t)max_tokens, 0, take_texts, &s))
             goto out;
         bool ok = true;
         for (size_t k = 0; ok && k < s.n_in; k++) {
@@ -470,7 +502,7 @@ int cmd_similarity(int argc, char **argv)
                      text_batch_add(&tb, &in);
             } else if (s.in[k].kind == IN_TEXT_FILE) {
                 ok =
-                    text_input_file(&in, s.in[k].value, MAX_FILE_BYTES) && text_batch_add(&tb, &in);
+                    text_input_file(&in, s.in[k].value, max_file_bytes) && text_batch_add(&tb, &in);
             }
         }
         if (!ok || !text_batch_flush(&tb))
@@ -482,12 +514,17 @@ int cmd_similarity(int argc, char **argv)
         for (size_t k = 0; ok && k < s.n_in; k++)
             if (s.in[k].kind == IN_IMAGE)
                 ok = image_list_add(&images, s.in[k].value, false);
-        ok = ok && images_run(&images, m, 16, JC_DEFAULT_MAX_PIXELS, take_images, &r);
+        ok = ok && images_run(&images, m, 16, (size_t)max_pixels, take_images, &r);
         free(r.vecs);
         if (!ok)
             goto out;
     }
 
+    /* the scores are GEMMs even when no model was opened */
+    if (jc_blas_reserve() < 0) {
+        error("%s", jc_errmsg());
+        goto out;
+    }
     /* Stored rows may be raw: every vector is normalised, so scores are cosines. */
     for (int g = 0; g < 2; g++)
         for (size_t i = 0; i < s.g[g].n; i++)

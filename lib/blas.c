@@ -6,8 +6,11 @@
 #include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +85,101 @@ int jc_blas_fix_coretype(char **argv)
     int rc =
         jc_fail(JC_EIO, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want, strerror(errno));
     unsetenv("OPENBLAS_CORETYPE");
+    return rc;
+}
+
+static bool rlimit_finite(int resource, struct rlimit *rl)
+{
+    return getrlimit(resource, rl) == 0 && rl->rlim_cur != RLIM_INFINITY;
+}
+
+/*
+ * OpenBLAS 0.3's GEMM buffer: BUFFER_SIZE is 32 << 22 bytes on x86-64 and arm64, mapped with
+ * a page or two more. Not part of its API, so counted generously.
+ */
+#define GEMM_BUFFER_BYTES (((size_t)128 << 20) + ((size_t)64 << 10))
+#define MAX_BUFFERS       256 /* the pool's largest size */
+
+/* From OpenBLAS's driver/others/memory.c: not in cblas.h, but exported by libopenblas. */
+extern void *blas_memory_alloc(int procpos);
+extern void blas_memory_free(void *buffer);
+
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reserved; /* GEMM buffers known to exist in OpenBLAS's table */
+
+/* Address space still free under RLIMIT_AS, in bytes; SIZE_MAX when there is no limit. */
+static size_t address_space_left(void)
+{
+    struct rlimit rl;
+    unsigned long long pages = 0;
+    FILE *f;
+
+    if (!rlimit_finite(RLIMIT_AS, &rl))
+        return SIZE_MAX;
+    if ((f = fopen("/proc/self/statm", "r"))) {
+        if (fscanf(f, "%llu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    unsigned long long used = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+    return used < rl.rlim_cur ? (size_t)(rl.rlim_cur - used) : 0;
+}
+
+/*
+ * OpenBLAS takes a GEMM buffer from a table shared by all threads for the length of each
+ * call, and maps a new one when every buffer there is in use. When that mapping fails it
+ * does not return an error: blas_memory_alloc tries again for ever. So before the first
+ * GEMM, while no other thread is in OpenBLAS, make the table hold one buffer per thread
+ * that can call it, the most that can ever be in use at once; later calls then never map.
+ *
+ * Filling the table is itself a blas_memory_alloc that would spin, so first ask the kernel
+ * the same question with the same mappings (private, anonymous, read-write, one per buffer,
+ * never touched: the address-space, data and overcommit limits all see them as OpenBLAS's),
+ * and give them back only once all of them were granted. Whatever else the process maps
+ * later (a workspace, a thread stack) fails as an ordinary malloc does, with a message.
+ */
+int jc_blas_reserve(void)
+{
+    void *probe[MAX_BUFFERS];
+    int want = jc_pool_size(), got = 0, rc = 0;
+
+    if (want > MAX_BUFFERS)
+        want = MAX_BUFFERS;
+    pthread_mutex_lock(&reserve_lock);
+    if (reserved >= want)
+        goto out;
+    size_t left = address_space_left();
+    for (; got < want - reserved; got++) {
+        probe[got] = mmap(NULL, GEMM_BUFFER_BYTES, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (probe[got] == MAP_FAILED)
+            break;
+    }
+    int err = errno;
+    for (int i = 0; i < got; i++)
+        munmap(probe[i], GEMM_BUFFER_BYTES);
+    if (got < want - reserved) {
+        size_t mib = (size_t)(want - reserved) * (GEMM_BUFFER_BYTES >> 20);
+        char why[80];
+        if (left != SIZE_MAX)
+            snprintf(why, sizeof why, "the address-space limit (ulimit -v) leaves %zu MiB",
+                     left >> 20);
+        else
+            snprintf(why, sizeof why, "%s", strerror(err));
+        rc =
+            jc_fail(JC_ENOMEM, "not enough memory for OpenBLAS: %d thread%s %zu MiB of buffers: %s",
+                    want, want == 1 ? " needs" : "s need", mib, why);
+        goto out;
+    }
+    /* held all at once, each is a buffer of its own; freed, they stay in the table */
+    void *held[MAX_BUFFERS];
+    for (int i = 0; i < want; i++)
+        held[i] = blas_memory_alloc(0);
+    for (int i = 0; i < want; i++)
+        blas_memory_free(held[i]);
+    reserved = want;
+out:
+    pthread_mutex_unlock(&reserve_lock);
     return rc;
 }
 

@@ -40,11 +40,13 @@ static int get_double(const cJSON *obj, const char *key, const char *where, cons
 
 int jc_config_parse(struct jc_config *c, const char *json, size_t len, const char *path)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root;
     const cJSON *tc, *kw, *vc;
     int rc = 0;
 
     memset(c, 0, sizeof *c);
+    if (jc_json_parse(&root, json, len, NULL, path) == JC_ENOMEM)
+        return JC_ENOMEM;
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return jc_fail(JC_EFORMAT, "%s: not a JSON object", path);
@@ -118,11 +120,13 @@ void jc_alibi_slopes(float *out, int heads)
 
 int jc_preprocess_parse(struct jc_preprocess *p, const char *json, size_t len, const char *path)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root;
     const char *keys[2] = {"mean", "std"};
     float *dst[2] = {p->mean, p->std};
     int rc = 0;
 
+    if (jc_json_parse(&root, json, len, NULL, path) == JC_ENOMEM)
+        return JC_ENOMEM;
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return jc_fail(JC_EFORMAT, "%s: not a JSON object", path);

@@ -1,6 +1,9 @@
 #include "internal.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,41 @@ int jc_fail_prefix(int code, const char *fmt, ...)
     if (snprintf(errbuf, sizeof errbuf, "%s: %s", prefix, old) >= (int)sizeof errbuf)
         errbuf[sizeof errbuf - 1] = '\0'; /* truncated, still one line */
     return code;
+}
+
+/* cJSON returns NULL for a failed allocation as for bad JSON: its hooks note which it was. */
+static _Thread_local bool json_oom;
+
+static void *json_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        json_oom = true;
+    return p;
+}
+
+static void json_hooks(void)
+{
+    cJSON_Hooks h = {json_malloc, free};
+    cJSON_InitHooks(&h);
+}
+
+int jc_json_parse(struct cJSON **root, const char *buf, size_t len, const char **end,
+                  const char *name)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const char *at = NULL;
+
+    pthread_once(&once, json_hooks);
+    json_oom = false;
+    *root = cJSON_ParseWithLengthOpts(buf, len, &at, false);
+    if (end)
+        *end = at;
+    if (*root)
+        return 0;
+    if (json_oom)
+        return jc_fail(JC_ENOMEM, "%s: out of memory parsing JSON", name);
+    return JC_EFORMAT;
 }
 
 void *jc_malloc(size_t n, const char *what)

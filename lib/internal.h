@@ -29,6 +29,16 @@ void *jc_calloc(size_t count, size_t size, const char *what);
  */
 int jc_read_file(const char *path, size_t limit, char **buf, size_t *len);
 
+/*
+ * cJSON_ParseWithLengthOpts (require_null_terminated false) that tells a failed allocation
+ * from bad JSON, which cJSON does not: 0 with *root set; JC_ENOMEM with the message set
+ * ("NAME: out of memory parsing JSON"); or JC_EFORMAT with no message, for the caller to
+ * say what is wrong (*end, if not NULL, points near the fault).
+ */
+struct cJSON;
+int jc_json_parse(struct cJSON **root, const char *buf, size_t len, const char **end,
+                  const char *name);
+
 /* Joins dir and name with '/'; malloc'd, NULL on allocation failure (recorded). */
 char *jc_path_join(const char *dir, const char *name);
 

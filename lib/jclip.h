@@ -56,6 +56,15 @@ const char *jc_errmsg(void);
  */
 int jc_blas_fix_coretype(char **argv);
 
+/*
+ * Makes OpenBLAS hold one GEMM buffer (about 128 MiB of address space, not touched) per
+ * thread of the pool before any GEMM runs, as OpenBLAS cannot report a failed allocation.
+ * jc_model_open calls it for the towers, and jc_embed_texts and jc_embed_images when the
+ * pool has grown; call it before jc_dot_matrix without a model. Returns 0, or JC_ENOMEM
+ * ("not enough memory for OpenBLAS: ...") when the buffers do not fit.
+ */
+int jc_blas_reserve(void);
+
 /* The core type OpenBLAS reports ("SkylakeX", "Haswell", ...). Owned by OpenBLAS. */
 const char *jc_blas_corename(void);
 

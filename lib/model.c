@@ -410,6 +410,9 @@ static int open_model(struct jc_model *m, const char *dir, unsigned what)
         return rc;
     if ((rc = read_logit_scale(m)) < 0)
         return rc;
+    /* with the weights mapped: what is left must hold OpenBLAS's buffers */
+    if (what & (JC_LOAD_TEXT | JC_LOAD_VISION) && (rc = jc_blas_reserve()) < 0)
+        return rc;
 done:
     m->loaded = what;
     return 0;

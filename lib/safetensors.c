@@ -123,7 +123,7 @@ static int parse_tensor(struct jc_st *st, const cJSON *e, struct jc_tensor *t, u
 int jc_st_parse_header(struct jc_st *st, const char *json, size_t len, uint64_t data_len)
 {
     const char *p = st->path ? st->path : "safetensors";
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root;
     const cJSON *e;
     struct jc_tensor **order = NULL;
     size_t n = 0;
@@ -131,6 +131,8 @@ int jc_st_parse_header(struct jc_st *st, const char *json, size_t len, uint64_t 
 
     if (!st->path && !(st->path = strdup(p)))
         return jc_fail(JC_ENOMEM, "out of memory");
+    if (jc_json_parse(&root, json, len, NULL, p) == JC_ENOMEM)
+        return JC_ENOMEM;
     if (!root || !cJSON_IsObject(root)) {
         rc = jc_fail(JC_EFORMAT, "%s: header is not a JSON object", p);
         goto out_json;

@@ -122,6 +122,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         return jc_fail(JC_EINVAL, "model '%s' was opened without its text tower", m->dir);
     if (n == 0)
         return 0;
+    if ((rc = jc_blas_reserve()) < 0)
+        return rc;
     w.t = t;
     w.k = jc_kernels();
     w.D = D;

@@ -1263,7 +1263,8 @@ int jc_tokenizer_from_json(struct jc_tokenizer **out, const char *buf, size_t le
     bad = utf8_invalid_at(buf, len);
     if (bad < len)
         return jc_fail(JC_EFORMAT, "'%s': invalid UTF-8 at byte %zu", name, bad);
-    root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+    if ((rc = jc_json_parse(&root, buf, len, &end, name)) == JC_ENOMEM)
+        return rc;
     if (!root) {
         size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
         return jc_fail(JC_EFORMAT, "'%s': malformed JSON near byte %zu", name, at);

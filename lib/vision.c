@@ -181,6 +181,8 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         return jc_fail(JC_EINVAL, "model '%s' was opened without its vision tower", m->dir);
     if (n == 0)
         return 0;
+    if ((rc = jc_blas_reserve()) < 0)
+        return rc;
     if (n > (1u << 16))
         return jc_fail(JC_ELIMIT, "a batch of %zu images is too large", n);
     w.v = v;

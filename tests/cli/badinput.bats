@@ -41,7 +41,7 @@ no_output() {
 @test "a 100 MB line on stdin: a clear error, bounded memory" {
     run --separate-stderr bash -c "head -c 100000000 /dev/zero | tr '\\0' a | /usr/bin/time -f '%M' '$JCLIP' embed-text -m '$MODEL' -o '$BATS_TEST_TMPDIR/out.npy'"
     [ "$status" -eq 1 ]
-    [ "${stderr_lines[0]}" = "jclip embed-text: stdin line 1 is longer than 67108864 bytes" ]
+    [ "${stderr_lines[0]}" = "jclip embed-text: stdin line 1 is longer than the limit of 67108864 bytes" ]
     # peak RSS in KB: the line is refused at the limit, not read whole
     [ "${stderr_lines[-1]}" -lt 400000 ]
     no_output

@@ -262,8 +262,8 @@ jclip embed-text: warning: stdin line 7: invalid UTF-8 (1 sequence) replaced by 
     run --separate-stderr bash -c "cat '$BATS_TEST_TMPDIR/in' | '$JCLIP' embed-text -m '$MODEL' --jsonl"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 2 ]
-    [ "${lines[0]}" = '{"id":null,"error":"a line longer than 67108864 bytes"}' ]
-    [ "$stderr" = "jclip embed-text: warning: stdin line 1: a line longer than 67108864 bytes" ]
+    [ "${lines[0]}" = '{"id":null,"error":"a line longer than the limit of 67108864 bytes"}' ]
+    [ "$stderr" = "jclip embed-text: warning: stdin line 1: a line longer than the limit of 67108864 bytes" ]
     [[ "${lines[1]}" == '{"id":2,"embedding":'* ]]
 }
 
