@@ -226,8 +226,9 @@ static void probe_shapes(void)
     uint32_t x = 0x9e3779b9u;
     bool same = false;
 
-    if (!a || !b || !ref || !c)
-        goto out; /* no memory to tell: the fixed blocks are always right */
+    /* no memory to tell: the fixed blocks are always right */
+    if (!a || !b || !ref || !c || jc_blas_reserve() < 0)
+        goto out;
     /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
     for (size_t i = 0; i < (size_t)rows * lda; i++, x = x * 1664525u + 1013904223u)
         a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
