@@ -20,6 +20,7 @@ const struct jc_kernels jc_kernels_ref = {
     .softmax_alibi_row = jc_softmax_alibi_row_ref,
     .softmax = jc_softmax_ref,
     .softmax_scaled = jc_softmax_scaled_ref,
+    .attention = jc_attention_ref,
 };
 
 static struct jc_cpu cpu;
@@ -177,5 +178,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->softmax_alibi_row != jc_kernels_ref.softmax_alibi_row;
     n += k->softmax != jc_kernels_ref.softmax;
     n += k->softmax_scaled != jc_kernels_ref.softmax_scaled;
+    n += k->attention != jc_kernels_ref.attention;
     return n;
 }
