@@ -102,6 +102,7 @@ static void init_tables(void)
     table_avx2.add = jc_add_avx2;
     table_avx2.gelu_mul = jc_gelu_mul_avx2;
     table_avx2.silu_mul = jc_silu_mul_avx2;
+    table_avx2.attention = jc_attention_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
     table_avx512 = table_avx2;
