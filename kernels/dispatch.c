@@ -113,6 +113,7 @@ static void init_tables(void)
     table_avx512.silu_mul = jc_silu_mul_avx512;
     table_avx512.softmax_alibi_row = jc_softmax_alibi_row_avx512;
     table_avx512.softmax_scaled = jc_softmax_scaled_avx512;
+    table_avx512.attention = jc_attention_avx512;
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";

@@ -25,5 +25,6 @@ void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int 
 void jc_softmax_scaled_avx512(float *s, int n, float scale);
 
 void jc_attention_avx2(const struct jc_attn_head *a, float *work);
+void jc_attention_avx512(const struct jc_attn_head *a, float *work);
 
 #endif
