@@ -20,6 +20,11 @@ CPPFLAGS   += -DJC_X86_KERNELS
 $(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
 endif
+# Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own.
+ifneq ($(filter aarch64%,$(ARCH)),)
+KERNEL_SRC += $(wildcard kernels/*_neon.c)
+CPPFLAGS   += -DJC_NEON_KERNELS
+endif
 CMD_SRC    := $(sort $(wildcard cmd/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 
@@ -32,8 +37,8 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-unit test-golden test-cli test-full check-style models demo bench \
-	asan valgrind
+.PHONY: all clean install test test-unit test-neon test-golden test-cli test-full check-style models \
+	demo bench asan valgrind
 all: $(JCLIP_BIN) $(GEN)
 
 $(JCLIP_BIN): $(CMD_OBJ) $(BUILD)/libjclip.a
@@ -72,12 +77,38 @@ test: test-unit test-cli
 GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
 ISAS       := ref avx2 avx512 neon
 
-test-unit: $(UNIT_BIN) $(JCLIP_BIN) models fuzz-replay
+test-unit: $(UNIT_BIN) $(JCLIP_BIN) models fuzz-replay test-neon
 	@set -e; for t in $(filter-out $(GOLDEN_BIN),$(UNIT_BIN)); do echo "== $$t"; $$t; done
 	@set -e; for isa in $(ISAS); do \
 	    JCLIP_ISA=$$isa ./$(JCLIP_BIN) info -m $(MODELS)/tiny > /dev/null 2>&1 || continue; \
 	    for t in $(GOLDEN_BIN); do echo "== $$t, $$isa kernels"; JCLIP_ISA=$$isa $$t; done; \
 	done
+
+# The kernel test alone: the kernels, libm and tests/unit/minicmocka.h in place of cmocka.
+$(BUILD)/tests/unit/test_kernels_alone.o: tests/unit/test_kernels.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DJC_MINICMOCKA $(JC_FLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/test_kernels_alone: $(BUILD)/tests/unit/test_kernels_alone.o $(KERNEL_SRC:%.c=$(BUILD)/%.o)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
+
+# The NEON table, from any machine: a make for aarch64 in $(BUILD)/aarch64 builds the kernel
+# test alone (so no arm64 OpenBLAS, utf8proc, cJSON or cmocka is needed), which runs under
+# qemu's user-mode emulation. Its own CFLAGS: sanitizers (make asan) do not run under qemu.
+ifneq ($(filter aarch64%,$(ARCH)),)
+NEON_CC  ?= $(CC)
+NEON_RUN ?=
+else
+NEON_CC  ?= aarch64-linux-gnu-gcc
+NEON_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+endif
+NEON_BUILD := $(BUILD)/aarch64
+
+test-neon:
+	$(MAKE) --no-print-directory CC=$(NEON_CC) BUILD=$(NEON_BUILD) CFLAGS="-O2 -g" LDFLAGS= \
+		$(NEON_BUILD)/test_kernels_alone
+	@echo "== $(NEON_BUILD)/test_kernels_alone$(if $(NEON_RUN), under $(NEON_RUN))"
+	@$(NEON_RUN) $(NEON_BUILD)/test_kernels_alone
 
 test-cli: $(JCLIP_BIN) models
 	JCLIP="$(abspath $(JCLIP_BIN))" bats tests/cli

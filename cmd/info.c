@@ -91,7 +91,9 @@ int cmd_info(int argc, char **argv)
         printf("vision tower: none\n");
     printf("kernels:      %s (%d kernels specialised, the rest scalar reference)\n", jc_isa_name(),
            jc_isa_specialised());
-    printf("openblas:     core type %s, 1 thread per call\n", jc_blas_corename());
+    printf("openblas:     core type %s, 1 thread per call, %s\n", jc_blas_corename(),
+           jc_blas_shape_invariant() ? "shape-invariant (batching changes no bit)"
+                                     : "shape-dependent (batching can change the last bits)");
     printf("threads:      %d\n", jc_threads());
     jc_model_free(m);
     if (fflush(stdout) != 0) {

@@ -10,6 +10,9 @@
 #ifdef JC_X86_KERNELS
 #include "x86.h"
 #endif
+#ifdef JC_NEON_KERNELS
+#include "neon.h"
+#endif
 
 const struct jc_kernels jc_kernels_ref = {
     .name = "ref",
@@ -117,6 +120,15 @@ static void init_tables(void)
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
+#ifdef JC_NEON_KERNELS
+    table_neon.layernorm = jc_layernorm_neon;
+    table_neon.add = jc_add_neon;
+    table_neon.gelu_mul = jc_gelu_mul_neon;
+    table_neon.silu_mul = jc_silu_mul_neon;
+    table_neon.softmax_alibi_row = jc_softmax_alibi_row_neon;
+    table_neon.softmax = jc_softmax_neon;
+    table_neon.softmax_scaled = jc_softmax_scaled_neon;
+#endif
 }
 
 static bool runnable(const char *name)

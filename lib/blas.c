@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +96,77 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
                 lda, b, ldb, beta, c, ldc);
+}
+
+/*
+ * Whether this OpenBLAS computes each element of C the same, to the bit, wherever it sits
+ * in the call: row and column offset and the call's M and N. Most x86 kernels do; Haswell's
+ * SGEMM (also used for Zen) rounds rows differently by their position modulo its unroll,
+ * so there jc_linear keeps one fixed block shape instead. Probed once rather than listed,
+ * so a core type or OpenBLAS version not measured here is judged by what it does. Every
+ * probe call is above JC_BLAS_MNK_MIN, like every call jc_linear makes on the free path.
+ */
+enum { PROBE_M = 128, PROBE_N = 160, PROBE_K = 128, PROBE_EXTRA = 13 };
+
+static bool shape_invariant;
+static pthread_once_t shape_once = PTHREAD_ONCE_INIT;
+
+static bool probe_same(const float *c, int ldc, const float *ref, int ldref, int m, int n)
+{
+    for (int i = 0; i < m; i++)
+        if (memcmp(c + (size_t)i * ldc, ref + (size_t)i * ldref, (size_t)n * sizeof *c))
+            return false;
+    return true;
+}
+
+static void probe_shapes(void)
+{
+    const int lda = PROBE_K, rows = PROBE_M + PROBE_EXTRA, cols = PROBE_N + PROBE_EXTRA;
+    float *a = malloc((size_t)rows * lda * sizeof *a), *b = malloc((size_t)cols * lda * sizeof *b);
+    float *ref = malloc((size_t)rows * cols * sizeof *ref),
+          *c = malloc((size_t)rows * cols * sizeof *c);
+    uint32_t x = 0x9e3779b9u;
+    bool same = false;
+
+    if (!a || !b || !ref || !c)
+        goto out; /* no memory to tell: the fixed blocks are always right */
+    /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
+    for (size_t i = 0; i < (size_t)rows * lda; i++, x = x * 1664525u + 1013904223u)
+        a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
+    for (size_t i = 0; i < (size_t)cols * lda; i++, x = x * 1664525u + 1013904223u)
+        b[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
+    jc_sgemm(true, rows, cols, PROBE_K, 1, a, lda, b, lda, 0, ref, cols);
+    same = true;
+    /* Row offsets across a kernel's unroll (Haswell's repeats every 12 rows). */
+    static const int shifts[] = {1, 5, 6, 12, 13};
+    for (size_t s = 0; same && s < sizeof shifts / sizeof *shifts; s++) {
+        int sh = shifts[s];
+        jc_sgemm(true, PROBE_M, PROBE_N, PROBE_K, 1, a + (size_t)sh * lda, lda, b, lda, 0, c,
+                 PROBE_N);
+        same = probe_same(c, PROBE_N, ref + (size_t)sh * cols, cols, PROBE_M, PROBE_N);
+    }
+    /* Column offsets and another N; another M. */
+    if (same) {
+        jc_sgemm(true, PROBE_M, PROBE_N - 19, PROBE_K, 1, a, lda, b + 3 * lda, lda, 0, c,
+                 PROBE_N - 19);
+        same = probe_same(c, PROBE_N - 19, ref + 3, cols, PROBE_M, PROBE_N - 19);
+    }
+    if (same) {
+        jc_sgemm(true, PROBE_M - 17, PROBE_N, PROBE_K, 1, a, lda, b, lda, 0, c, PROBE_N);
+        same = probe_same(c, PROBE_N, ref, cols, PROBE_M - 17, PROBE_N);
+    }
+out:
+    shape_invariant = same;
+    free(a);
+    free(b);
+    free(ref);
+    free(c);
+}
+
+bool jc_blas_shape_invariant(void)
+{
+    pthread_once(&shape_once, probe_shapes);
+    return shape_invariant;
 }
 
 double jc_blas_peak_gflops(int threads, int n)

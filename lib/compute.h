@@ -13,6 +13,12 @@ void jc_blas_init(void);
 void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
 
+/*
+ * Multiply-adds a call needs, with M, N >= 2, to be past OpenBLAS's small-matrix and GEMV
+ * paths: jc_blas_shape_invariant() speaks of calls of at least this size.
+ */
+#define JC_BLAS_MNK_MIN (1 << 21)
+
 /* Runs fn(arg, job, thread) for job = 0..n_jobs-1 across the pool; returns when all are done. */
 typedef void (*jc_job_fn)(void *arg, int job, int thread);
 void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg);
@@ -22,13 +28,15 @@ int jc_pool_size(void);
 
 /*
  * y[rows, out] (row stride ldy) = x[rows, in] * w^T + b, with w [out, in] and b [out] or
- * NULL. Split across the pool in blocks of one fixed shape, so each output row is bitwise
- * the same whatever the other rows and the thread count. `scratch` holds
- * jc_linear_scratch(in) floats.
+ * NULL. Split across the pool so that each output element is bitwise the same whatever
+ * the thread count and, where jc_blas_shape_invariant(), whatever the other rows (lib/pool.c
+ * says how). `scratch` holds jc_linear_scratch(in, out) floats, or jc_linear_scratch_max
+ * over every (in, out) it will be used for.
  */
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
                int ldy, float *scratch);
-size_t jc_linear_scratch(int in);
+size_t jc_linear_scratch(int in, int out);
+size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);
 
 /* A sequence in a packed token matrix. */
 struct jc_seq {

@@ -69,6 +69,15 @@ const char *jc_blas_best_coretype(void);
 bool jc_blas_coretype_below(const char *have, const char *want);
 
 /*
+ * Whether this OpenBLAS computes every element of a large SGEMM the same, to the bit,
+ * wherever it sits in the call (its row and column, the call's M and N). When true, a
+ * text's or image's embedding does not depend on the rest of its batch; when false (the
+ * Haswell kernels, also used for Zen), it can differ in the last bits (within 1e-6).
+ * Measured once on first call by a few offset and resized products.
+ */
+bool jc_blas_shape_invariant(void);
+
+/*
  * OpenBLAS's SGEMM speed on this machine: the best of five n x n x n products with
  * OpenBLAS itself running `threads` threads, in GFLOP/s. For benchmarks.
  */

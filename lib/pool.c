@@ -4,6 +4,7 @@
  */
 #include "internal.h"
 #include "compute.h"
+#include "kernels.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -125,23 +126,41 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
 }
 
 /*
- * Linear layers are cut into GEMMs of one fixed shape: LINEAR_ROWS x LINEAR_COLS blocks,
- * the last row block zero-padded. OpenBLAS picks kernels (small-matrix paths, edge
- * kernels) by shape, so a fixed shape makes every output row bitwise the same whatever
- * else is in the batch and however many threads run it. 64 rows is past the point where
- * every OpenBLAS x86 core type measured computes all rows of a block alike.
+ * Linear layers, on two paths.
+ *
+ * Where OpenBLAS computes every element alike wherever it sits in the call
+ * (jc_blas_shape_invariant), the product is cut into as few calls as keep the threads busy:
+ * one block of rows per thread when there are enough rows, else one block of columns, else
+ * one call, zero-padded in rows when it would fall below JC_BLAS_MNK_MIN. Each operand is
+ * then packed about once per thread, and since the cut changes no bit, neither do the batch
+ * and the thread count.
+ *
+ * Elsewhere every call has one fixed shape, LINEAR_ROWS x LINEAR_COLS with the last row
+ * block zero-padded, as alike as OpenBLAS makes results of one shape; a row's bits can
+ * still depend on where the batch puts it (Haswell's kernel rounds rows by position).
  */
-#define LINEAR_ROWS 64
-#define LINEAR_COLS 128
+#define LINEAR_ROWS     64
+#define LINEAR_COLS     128
+#define LINEAR_MIN_ROWS 128 /* rows a thread's block must have before rows are split */
 
 struct linear_job {
     const float *x, *w, *b;
     float *y;
-    int rows, in, out, ldy, col_blocks;
-    float *pad; /* per thread: [LINEAR_ROWS, in] input and [LINEAR_ROWS, LINEAR_COLS] output */
+    int rows, in, out, ldy;
+    int row_step, col_step, col_blocks; /* the cut: blocks of row_step x col_step */
+    int pad_rows;                       /* free path: M of a padded single call, else 0 */
+    /* fixed path: per thread [LINEAR_ROWS, in + LINEAR_COLS]; free: [pad_rows, in + out] */
+    float *pad;
 };
 
-static void linear_block(void *p, int job, int thread)
+static void add_bias(const struct linear_job *l, float *y, int ldy, int nr, int c0, int nc)
+{
+    const struct jc_kernels *k = jc_kernels();
+    for (int r = 0; r < nr; r++)
+        k->add(y + (size_t)r * ldy, l->b + c0, nc);
+}
+
+static void fixed_block(void *p, int job, int thread)
 {
     const struct linear_job *l = p;
     int r0 = job / l->col_blocks * LINEAR_ROWS, c0 = job % l->col_blocks * LINEAR_COLS;
@@ -166,30 +185,94 @@ static void linear_block(void *p, int job, int thread)
         const float *src = y + (size_t)r * ldy;
         if (src != dst)
             memcpy(dst, src, (size_t)nc * sizeof *dst);
-        if (l->b)
-            for (int c = 0; c < nc; c++)
-                dst[c] += l->b[c0 + c];
     }
+    if (l->b)
+        add_bias(l, l->y + (size_t)r0 * l->ldy + c0, l->ldy, nr, c0, nc);
 }
 
-size_t jc_linear_scratch(int in)
+static void free_block(void *p, int job, int thread)
 {
-    return (size_t)jc_threads() * LINEAR_ROWS * ((size_t)in + LINEAR_COLS);
+    const struct linear_job *l = p;
+    int r0 = job / l->col_blocks * l->row_step, c0 = job % l->col_blocks * l->col_step;
+    int nr = l->rows - r0 < l->row_step ? l->rows - r0 : l->row_step;
+    int nc = l->out - c0 < l->col_step ? l->out - c0 : l->col_step;
+    float *y = l->y + (size_t)r0 * l->ldy + c0;
+    (void)thread;
+
+    if (nr < l->pad_rows) { /* a single small call: pad it past OpenBLAS's small paths */
+        float *px = l->pad, *py = l->pad + (size_t)l->pad_rows * l->in;
+        memcpy(px, l->x, (size_t)nr * l->in * sizeof *px);
+        memset(px + (size_t)nr * l->in, 0, (size_t)(l->pad_rows - nr) * l->in * sizeof *px);
+        jc_sgemm(true, l->pad_rows, nc, l->in, 1.0f, px, l->in, l->w, l->in, 0.0f, py, nc);
+        for (int r = 0; r < nr; r++)
+            memcpy(y + (size_t)r * l->ldy, py + (size_t)r * nc, (size_t)nc * sizeof *y);
+    } else {
+        jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in,
+                 l->w + (size_t)c0 * l->in, l->in, 0.0f, y, l->ldy);
+    }
+    if (l->b)
+        add_bias(l, y, l->ldy, nr, c0, nc);
+}
+
+/* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */
+static int free_min_rows(int in, int cols)
+{
+    size_t per_row = (size_t)in * (size_t)cols;
+    size_t rows = (JC_BLAS_MNK_MIN + per_row - 1) / per_row;
+    return rows < 2 ? 2 : (int)rows;
+}
+
+size_t jc_linear_scratch(int in, int out)
+{
+    size_t fixed = (size_t)jc_threads() * LINEAR_ROWS * ((size_t)in + LINEAR_COLS);
+    size_t padded = (size_t)free_min_rows(in, out) * ((size_t)in + out);
+    return fixed > padded ? fixed : padded;
+}
+
+size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
+{
+    size_t most = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = jc_linear_scratch(in_out[i][0], in_out[i][1]);
+        most = s > most ? s : most;
+    }
+    return most;
 }
 
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
                int ldy, float *scratch)
 {
-    struct linear_job l = {
-        x, w, b, y, rows, in, out, ldy, (out + LINEAR_COLS - 1) / LINEAR_COLS, scratch};
-    jc_pool_run((rows + LINEAR_ROWS - 1) / LINEAR_ROWS * l.col_blocks, linear_block, &l);
+    struct linear_job l = {x, w, b, y, rows, in, out, ldy, 0, 0, 0, 0, scratch};
+    const int threads = jc_threads();
+
+    if (!jc_blas_shape_invariant()) {
+        l.col_blocks = (out + LINEAR_COLS - 1) / LINEAR_COLS;
+        jc_pool_run((rows + LINEAR_ROWS - 1) / LINEAR_ROWS * l.col_blocks, fixed_block, &l);
+        return;
+    }
+    int min_rows = free_min_rows(in, out), by_cols = (out + threads - 1) / threads;
+    by_cols = (by_cols + 15) / 16 * 16;
+    if (threads > 1 && rows >= threads * LINEAR_MIN_ROWS && rows >= threads * min_rows) {
+        l.row_step = (rows + threads - 1) / threads;
+        l.col_step = out;
+    } else if (threads > 1 && by_cols < out &&
+               rows >= free_min_rows(in, out - (out - 1) / by_cols * by_cols)) {
+        l.row_step = rows;
+        l.col_step = by_cols;
+    } else {
+        l.row_step = rows;
+        l.col_step = out;
+        l.pad_rows = min_rows;
+    }
+    l.col_blocks = (out + l.col_step - 1) / l.col_step;
+    jc_pool_run((rows + l.row_step - 1) / l.row_step * l.col_blocks, free_block, &l);
 }
 
 int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)
 {
     if (nq > INT_MAX || nc > INT_MAX || d > INT_MAX)
         return jc_fail(JC_ELIMIT, "a %zu x %zu x %zu product is too large", nq, nc, d);
-    float *scratch = jc_malloc(jc_linear_scratch((int)d) * sizeof(float), "GEMM scratch");
+    float *scratch = jc_malloc(jc_linear_scratch((int)d, (int)nc) * sizeof(float), "GEMM scratch");
     if (!scratch)
         return JC_ENOMEM;
     jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)nc, scratch);

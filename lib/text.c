@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MLP_ROWS 512 /* token rows per feed-forward chunk */
-#define EW_ROWS  64  /* token rows per elementwise job */
+#define MLP_ROWS 2048 /* token rows per feed-forward chunk */
+#define EW_ROWS  64   /* token rows per elementwise job */
 
 struct text_ws {
     const struct jc_text_tower *t;
@@ -168,7 +168,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
     w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
     w.scores = jc_malloc(jc_attention_scratch(w.lmax) * sizeof(float), "attention scores");
-    w.pad = jc_malloc(jc_linear_scratch(D > I ? D : I) * sizeof(float), "GEMM scratch");
+    const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
+    w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
     w.sum = jc_malloc(D * sizeof(double), "pooling sums");
     if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad ||
         !w.sum) {

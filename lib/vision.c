@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MLP_ROWS 512 /* token rows per MLP chunk */
-#define EW_ROWS  64  /* token rows per elementwise job */
+#define MLP_ROWS 2048 /* token rows per MLP chunk */
+#define EW_ROWS  64   /* token rows per elementwise job */
 
 struct vision_ws {
     const struct jc_vision_tower *v;
@@ -190,7 +190,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.n_tok = g * g + 1;
     w.T = n * (size_t)w.n_tok;
 
-    size_t T = w.T, chunk = T < MLP_ROWS ? T : MLP_ROWS, big = W > w.Hm ? W : w.Hm;
+    size_t T = w.T, chunk = T < MLP_ROWS ? T : MLP_ROWS;
     w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
     if (!w.seqs)
         return JC_ENOMEM;
@@ -206,8 +206,8 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.g1 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
     w.g2 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
     w.scores = jc_malloc(jc_attention_scratch((size_t)w.n_tok) * sizeof(float), "attention scores");
-    w.pad = jc_malloc(jc_linear_scratch((int)(big > (size_t)K ? big : (size_t)K)) * sizeof(float),
-                      "GEMM scratch");
+    const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
+    w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
     if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.tmp || !w.g1 || !w.g2 || !w.scores ||
         !w.pad) {
         rc = JC_ENOMEM;

@@ -56,9 +56,28 @@ static double image_flops(const struct jc_vision_dims *v)
 
 static double peak;
 
+/* Rows wait for the second peak measurement, so each is set against the better of two. */
+static struct bench_row {
+    const char *name, *unit;
+    double value, flops_per_s; /* flops_per_s < 0: no efficiency to show */
+} rows[16];
+static int n_rows;
+
 static void row(const char *name, double value, const char *unit, double flops_per_s)
 {
-    printf("%-44s %12.2f %-10s %6.1f%%\n", name, value, unit, 100.0 * flops_per_s * 1e-9 / peak);
+    if (n_rows < (int)(sizeof rows / sizeof *rows))
+        rows[n_rows++] = (struct bench_row){name, unit, value, flops_per_s};
+}
+
+static void print_rows(void)
+{
+    for (int i = 0; i < n_rows; i++) {
+        if (rows[i].flops_per_s < 0)
+            printf("%-44s %12.1f %-10s\n", rows[i].name, rows[i].value, rows[i].unit);
+        else
+            printf("%-44s %12.2f %-10s %6.1f%%\n", rows[i].name, rows[i].value, rows[i].unit,
+                   100.0 * rows[i].flops_per_s * 1e-9 / peak);
+    }
 }
 
 /* Seconds per call of embedding n texts of `len` tokens, best of `reps`. */
@@ -178,10 +197,9 @@ int main(int argc, char **argv)
         die(dir);
     jc_model_preprocess(m, &size, mean, std);
 
-    printf("jclip-bench: %s, %d threads, kernels %s, OpenBLAS core type %s\n", dir, threads,
-           jc_isa_name(), jc_blas_corename());
-    printf("%-44s %12s %-10s %7s\n", "workload", "throughput", "unit", "of peak");
-    printf("%-44s %12.2f %-10s %6.1f%%\n", "OpenBLAS SGEMM 2048^3", peak, "GFLOP/s", 100.0);
+    printf("jclip-bench: %s, %d threads, kernels %s, OpenBLAS core type %s, %s\n", dir, threads,
+           jc_isa_name(), jc_blas_corename(),
+           jc_blas_shape_invariant() ? "one GEMM per thread" : "fixed 64x128 GEMM blocks");
 
     /* Images from decoded pixels. */
     struct jc_image img;
@@ -233,8 +251,10 @@ int main(int argc, char **argv)
         fclose(res);
     }
     row("one 8192-token text", t8k * 1e3, "ms", t8k > 0 ? text_flops(&in.text, 8192) / t8k : 0);
-    printf("%-44s %12.1f %-10s (mapped text weights %.1f MB)\n", "  its peak RSS (VmHWM)",
-           hwm_kb / 1024.0, "MB", in.text.params * 4 / 1048576.0);
+    static char rss_unit[64];
+    snprintf(rss_unit, sizeof rss_unit, "MB         (mapped text weights %.1f MB)",
+             in.text.params * 4 / 1048576.0);
+    row("  its peak RSS (VmHWM)", hwm_kb / 1024.0, rss_unit, -1);
 
     /* Whole processes: end to end from JPEG files, and start-up to first caption. */
     char *jpegs[64 + 8];
@@ -262,6 +282,15 @@ int main(int argc, char **argv)
         if (t >= 0 && t < best)
             best = t;
     }
-    printf("%-44s %12.1f %-10s\n", "process start to first caption embedding", best * 1e3, "ms");
+    row("process start to first caption embedding", best * 1e3, "ms", -1);
+
+    double again = jc_blas_peak_gflops(threads, 2048);
+    double first = peak;
+    if (again > peak)
+        peak = again;
+    printf("%-44s %12s %-10s %7s\n", "workload", "throughput", "unit", "of peak");
+    printf("%-44s %12.2f %-10s %6.1f%%   (best of %.2f at the start, %.2f at the end)\n",
+           "OpenBLAS SGEMM 2048^3", peak, "GFLOP/s", 100.0, first, again);
+    print_rows();
     return 0;
 }

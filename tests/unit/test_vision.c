@@ -68,8 +68,7 @@ static void test_config(const char *cfg)
         if (cos < 0.99999 || diff > bar)
             fail_msg("%s image %zu: cosine %.9f, max abs diff %.3g > %.3g", cfg, i, cos, diff, bar);
     }
-    /* A batch gives each image bitwise what it gets alone. */
-    assert_memory_equal(alone, batch, n_images * d * sizeof *alone);
+    tu_assert_batch_equal(alone, batch, n_images, d, cfg);
 
     /* End to end: our own decoding and preprocessing of each file, then the tower. */
     static const char *const files[] = {"astronaut.png",
@@ -123,8 +122,10 @@ static void test_configs(void **state)
         test_config(names[i]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    tu_fix_coretype(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configs),
     };

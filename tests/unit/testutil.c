@@ -72,3 +72,29 @@ double tu_max_abs(const float *a, size_t n)
         m = fmax(m, fabs((double)a[i]));
     return m;
 }
+
+void tu_fix_coretype(char **argv)
+{
+    if (jc_blas_fix_coretype(argv) < 0)
+        fprintf(stderr, "warning: %s\n", jc_errmsg());
+}
+
+void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
+                           const char *what)
+{
+    if (jc_blas_shape_invariant()) {
+        if (memcmp(alone, batch, n * d * sizeof *alone))
+            fail_msg("%s: the batch differs from one-at-a-time runs", what);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *a = alone + i * d, *b = batch + i * d;
+        double norm = 0;
+        for (size_t c = 0; c < d; c++)
+            norm += (double)a[c] * a[c];
+        double diff = tu_max_abs_diff(a, b, d) / sqrt(norm);
+        if (diff > 1e-6)
+            fail_msg("%s: embedding %zu of the batch differs from its own run by %.3g", what, i,
+                     diff);
+    }
+}

@@ -1,0 +1,17 @@
+/* Kernels of the NEON table, built only for aarch64 (Advanced SIMD is its baseline). */
+#ifndef JCLIP_KERNELS_NEON_H
+#define JCLIP_KERNELS_NEON_H
+
+#include <stdint.h>
+
+void jc_layernorm_neon(float *y, const float *x, const float *w, const float *b, int n, float eps);
+void jc_add_neon(float *y, const float *a, int n);
+void jc_gelu_mul_neon(float *y, const float *g, const float *u, int n);
+void jc_silu_mul_neon(float *y, const float *g, const float *u, int n);
+
+void jc_softmax_neon(float *s, int n);
+void jc_softmax_scaled_neon(float *s, int n, float scale);
+void jc_softmax_alibi_row_neon(float *s, int n, float scale, float slope, int i,
+                               const uint8_t *mask);
+
+#endif

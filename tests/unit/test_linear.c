@@ -1,0 +1,116 @@
+/*
+ * jc_linear: right against a double-precision product, and, where OpenBLAS is shape
+ * invariant, bitwise the same for a row whatever rows surround it, where it sits and how
+ * many threads run it (on other core types, equal to float rounding).
+ */
+#include "testutil.h"
+
+#include "compute.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x2545f4914f6cdd1du;
+
+static float uniform(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) / 16777216.0) * 2.0f - 1.0f;
+}
+
+/* Layer shapes of the test models and of jina-clip-v1, and a narrow classify product. */
+static const struct {
+    int in, out;
+} shapes[] = {
+    {128, 384},  {128, 128}, {128, 512},  {256, 128}, {341, 128},
+    {768, 2304}, {768, 768}, {3072, 768}, {768, 2},   {768, 5},
+};
+
+/* Row offsets and counts of the sub-batches run against the whole. */
+static const struct {
+    int off, rows;
+} subs[] = {{0, 1}, {3, 1}, {5, 2}, {7, 17}, {1, 63}, {64, 64}, {10, 130}, {0, 299}, {41, 259}};
+
+#define ROWS 300
+
+static void check_shape(int in, int out)
+{
+    float *x = malloc((size_t)ROWS * in * sizeof *x), *w = malloc((size_t)out * in * sizeof *w);
+    float *b = malloc((size_t)out * sizeof *b), *all = malloc((size_t)ROWS * out * sizeof *all);
+    float *part = malloc((size_t)ROWS * out * sizeof *part);
+    float *scratch = malloc(jc_linear_scratch(in, out) * sizeof *scratch);
+    const bool bitwise = jc_blas_shape_invariant();
+
+    assert_non_null(x && w && b && all && part && scratch);
+    for (size_t i = 0; i < (size_t)ROWS * in; i++)
+        x[i] = uniform();
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w[i] = uniform() * 0.1f;
+    for (int i = 0; i < out; i++)
+        b[i] = uniform();
+
+    jc_set_threads(2);
+    jc_linear(x, ROWS, in, w, b, out, all, out, scratch);
+    for (int r = 0; r < ROWS; r += 37)
+        for (int c = 0; c < out; c += 3) {
+            double want = b[c];
+            for (int k = 0; k < in; k++)
+                want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
+            if (fabs(all[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
+                fail_msg("in %d out %d: y[%d][%d] = %.9g, want %.9g", in, out, r, c,
+                         all[(size_t)r * out + c], want);
+        }
+
+    for (int threads = 1; threads <= 3; threads++) {
+        jc_set_threads(threads);
+        free(scratch);
+        scratch = malloc(jc_linear_scratch(in, out) * sizeof *scratch);
+        assert_non_null(scratch);
+        for (size_t s = 0; s < sizeof subs / sizeof *subs; s++) {
+            int off = subs[s].off, n = subs[s].rows;
+            jc_linear(x + (size_t)off * in, n, in, w, b, out, part, out, scratch);
+            const float *want = all + (size_t)off * out;
+            if (bitwise) {
+                if (memcmp(part, want, (size_t)n * out * sizeof *part))
+                    fail_msg("in %d out %d: rows %d..%d on %d threads differ from the whole", in,
+                             out, off, off + n - 1, threads);
+                continue;
+            }
+            for (size_t i = 0; i < (size_t)n * out; i++)
+                if (fabs(part[i] - want[i]) > 1e-5 * (1 + fabs(want[i])))
+                    fail_msg("in %d out %d: rows %d..%d on %d threads: %.9g vs %.9g", in, out, off,
+                             off + n - 1, threads, part[i], want[i]);
+        }
+    }
+    jc_set_threads(0);
+    free(x);
+    free(w);
+    free(b);
+    free(all);
+    free(part);
+    free(scratch);
+}
+
+static void test_linear_shapes(void **state)
+{
+    (void)state;
+    printf("OpenBLAS core type %s: %s\n", jc_blas_corename(),
+           jc_blas_shape_invariant() ? "shape invariant, checked bitwise"
+                                     : "not shape invariant, checked to rounding");
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        check_shape(shapes[i].in, shapes[i].out);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    tu_fix_coretype(argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
