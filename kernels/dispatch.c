@@ -128,6 +128,7 @@ static void init_tables(void)
     table_neon.softmax_alibi_row = jc_softmax_alibi_row_neon;
     table_neon.softmax = jc_softmax_neon;
     table_neon.softmax_scaled = jc_softmax_scaled_neon;
+    table_neon.attention = jc_attention_neon;
 #endif
 }
 
