@@ -111,7 +111,7 @@ static void check_table(const struct jc_kernels *k, const char *isa)
 
 /* Attention: one head of a packed [L, 3 dim] qkv matrix, dim = 2 hd, the second head. */
 static const int attn_lens[] = {1, 2, 7, 63, 64, 65, 197, 1000};
-static const int attn_hds[] = {16, 32, 64};
+static const int attn_hds[] = {16, 22, 32, 64}; /* 22: the tails of a dim not a multiple of 4 */
 #define ATTN_MAXL  1000
 #define ATTN_MAXHD 64
 
