@@ -23,6 +23,7 @@ const struct jc_kernels jc_kernels_ref = {
     .softmax_alibi_row = jc_softmax_alibi_row_ref,
     .softmax = jc_softmax_ref,
     .softmax_scaled = jc_softmax_scaled_ref,
+    .attention = jc_attention_ref,
 };
 
 static struct jc_cpu cpu;
@@ -104,6 +105,7 @@ static void init_tables(void)
     table_avx2.add = jc_add_avx2;
     table_avx2.gelu_mul = jc_gelu_mul_avx2;
     table_avx2.silu_mul = jc_silu_mul_avx2;
+    table_avx2.attention = jc_attention_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
     table_avx512 = table_avx2;
@@ -114,6 +116,7 @@ static void init_tables(void)
     table_avx512.silu_mul = jc_silu_mul_avx512;
     table_avx512.softmax_alibi_row = jc_softmax_alibi_row_avx512;
     table_avx512.softmax_scaled = jc_softmax_scaled_avx512;
+    table_avx512.attention = jc_attention_avx512;
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
@@ -125,6 +128,7 @@ static void init_tables(void)
     table_neon.softmax_alibi_row = jc_softmax_alibi_row_neon;
     table_neon.softmax = jc_softmax_neon;
     table_neon.softmax_scaled = jc_softmax_scaled_neon;
+    table_neon.attention = jc_attention_neon;
 #endif
 }
 
@@ -189,5 +193,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->softmax_alibi_row != jc_kernels_ref.softmax_alibi_row;
     n += k->softmax != jc_kernels_ref.softmax;
     n += k->softmax_scaled != jc_kernels_ref.softmax_scaled;
+    n += k->attention != jc_kernels_ref.attention;
     return n;
 }

@@ -2,6 +2,7 @@
  * AVX-512 kernels: 16 lanes, tails through masked loads and stores. The exp and erf are
  * the AVX2 ones widened (same polynomials, same error). Contracts: kernels/README.md.
  */
+#include "exp_avx512.h"
 #include "x86.h"
 
 #include <immintrin.h>
@@ -10,31 +11,6 @@
 static inline __mmask16 tail(int n)
 {
     return (__mmask16)((1u << n) - 1);
-}
-
-/* exp for x <= 88.37; exactly 0 below -87.3 (see exp_avx2.h). */
-static inline __m512 exp512(__m512 x)
-{
-    const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.3762626647949f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e =
-        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    __m512 v = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-    v = _mm512_mask_mov_ps(v, under, _mm512_setzero_ps());
-    return _mm512_mask_mov_ps(v, over, _mm512_set1_ps(INFINITY));
 }
 
 void jc_layernorm_avx512(float *y, const float *x, const float *w, const float *b, int n, float eps)

@@ -19,6 +19,27 @@ struct jc_cpu {
 /* What this CPU and OS can run; read once. */
 const struct jc_cpu *jc_cpu(void);
 
+/*
+ * One head of one sequence for the attention slot: query rows row0 .. row0 + nq - 1
+ * against keys 0 .. len - 1, all positions within the sequence.
+ */
+struct jc_attn_head {
+    const float *q;      /* [nq, hd], rows ld apart: the query of row row0 first */
+    const float *k, *v;  /* [len, hd], rows ld apart */
+    float *ctx;          /* [nq, hd], rows ldc apart */
+    const uint8_t *mask; /* [len] 0 = masked-out key (bias -10000), or NULL */
+    int ld, ldc, nq, row0, len, hd;
+    float scale, slope; /* slope 0: no ALiBi */
+};
+
+#define JC_ATTN_ROWS 64 /* query rows an attention kernel holds state for at once */
+#define JC_ATTN_KEYS 64 /* the most keys in one tile of scores */
+
+/* Floats of work space the attention slot needs for head dim hd (8-byte aligned). */
+#define JC_ATTN_WORK(hd)                                                                           \
+    (2 * (size_t)JC_ATTN_ROWS * (size_t)(hd) + (size_t)JC_ATTN_KEYS * JC_ATTN_ROWS +               \
+     4 * JC_ATTN_ROWS)
+
 struct jc_kernels {
     const char *name;
 
@@ -46,6 +67,15 @@ struct jc_kernels {
 
     /* In-place softmax of s[j] * scale over j < n. */
     void (*softmax_scaled)(float *s, int n, float scale);
+
+    /*
+     * ctx[r] = sum_j w[r, j] v[j] with w[r, .] = softmax_j(scale q[r].k[j]
+     * - slope |row0 + r - j| + (mask[j] ? 0 : -10000)): an online softmax over tiles of keys
+     * (a running max and sum per row, the accumulator rescaled when the max grows), so no
+     * more than a tile of scores is held. Any even hd; each row's arithmetic depends only on
+     * its own position, q, and the keys. work holds JC_ATTN_WORK(hd) floats.
+     */
+    void (*attention)(const struct jc_attn_head *a, float *work);
 };
 
 /* The reference table (scalar C, the oracle every other table is tested against). */

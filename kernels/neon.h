@@ -2,6 +2,8 @@
 #ifndef JCLIP_KERNELS_NEON_H
 #define JCLIP_KERNELS_NEON_H
 
+#include "kernels.h"
+
 #include <stdint.h>
 
 void jc_layernorm_neon(float *y, const float *x, const float *w, const float *b, int n, float eps);
@@ -13,5 +15,7 @@ void jc_softmax_neon(float *s, int n);
 void jc_softmax_scaled_neon(float *s, int n, float scale);
 void jc_softmax_alibi_row_neon(float *s, int n, float scale, float slope, int i,
                                const uint8_t *mask);
+
+void jc_attention_neon(const struct jc_attn_head *a, float *work);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef JCLIP_KERNELS_REF_H
 #define JCLIP_KERNELS_REF_H
 
+#include "kernels.h"
+
 #include <stdint.h>
 
 void jc_layernorm_ref(float *y, const float *x, const float *w, const float *b, int n, float eps);
@@ -12,5 +14,6 @@ void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i,
                               const uint8_t *mask);
 void jc_softmax_ref(float *s, int n);
 void jc_softmax_scaled_ref(float *s, int n, float scale);
+void jc_attention_ref(const struct jc_attn_head *a, float *work);
 
 #endif

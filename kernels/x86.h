@@ -2,6 +2,8 @@
 #ifndef JCLIP_KERNELS_X86_H
 #define JCLIP_KERNELS_X86_H
 
+#include "kernels.h"
+
 #include <stdint.h>
 
 void jc_softmax_avx2(float *s, int n);
@@ -21,5 +23,8 @@ void jc_silu_mul_avx512(float *y, const float *g, const float *u, int n);
 void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int i,
                                  const uint8_t *mask);
 void jc_softmax_scaled_avx512(float *s, int n, float scale);
+
+void jc_attention_avx2(const struct jc_attn_head *a, float *work);
+void jc_attention_avx512(const struct jc_attn_head *a, float *work);
 
 #endif

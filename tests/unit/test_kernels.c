@@ -109,6 +109,195 @@ static void check_table(const struct jc_kernels *k, const char *isa)
     }
 }
 
+/* Attention: one head of a packed [L, 3 dim] qkv matrix, dim = 2 hd, the second head. */
+static const int attn_lens[] = {1, 2, 7, 63, 64, 65, 197, 1000};
+static const int attn_hds[] = {16, 22, 32, 64}; /* 22: the tails of a dim not a multiple of 4 */
+#define ATTN_MAXL  1000
+#define ATTN_MAXHD 64
+
+struct attn_case {
+    float *qkv, *ctx; /* [L, 3 dim], [L, dim] */
+    uint8_t mask[ATTN_MAXL];
+    float *work;
+    int len, hd;
+};
+
+static void attn_init(struct attn_case *c, int len, int hd)
+{
+    const int dim = 2 * hd;
+    c->len = len;
+    c->hd = hd;
+    fill(c->qkv, len * 3 * dim, -3, 3);
+    /* v in [-1, 1] */
+    for (int j = 0; j < len; j++)
+        fill(c->qkv + (size_t)j * 3 * dim + 2 * dim, dim, -1, 1);
+    /* a masked-out block of keys plus every seventh key, never all of them */
+    for (int j = 0; j < len; j++)
+        c->mask[j] = !((j >= len / 3 && j < len / 3 + 40) || j % 7 == 5) || j == 0;
+}
+
+static struct jc_attn_head attn_head(const struct attn_case *c, float *ctx, int row0, int nq,
+                                     bool alibi, bool pad)
+{
+    const int dim = 2 * c->hd;
+    const float *base = c->qkv + c->hd;
+    return (struct jc_attn_head){
+        .q = base + (size_t)row0 * 3 * dim,
+        .k = base + dim,
+        .v = base + 2 * dim,
+        .ctx = ctx + (size_t)row0 * dim + c->hd,
+        .mask = pad ? c->mask : NULL,
+        .ld = 3 * dim,
+        .ldc = dim,
+        .nq = nq,
+        .row0 = row0,
+        .len = c->len,
+        .hd = c->hd,
+        .scale = 1.0f / sqrtf((float)c->hd),
+        .slope = alibi ? 0.0625f : 0.0f,
+    };
+}
+
+/* Head 1 of ctx [L, 2 hd]: rows row0 .. row0 + nq. */
+static void attn_close(const char *isa, const char *what, const struct attn_case *c,
+                       const float *got, const float *want, double abs, double rel)
+{
+    const int dim = 2 * c->hd;
+    for (int i = 0; i < c->len; i++)
+        for (int d = 0; d < c->hd; d++) {
+            double g = got[(size_t)i * dim + c->hd + d], w = want[(size_t)i * dim + c->hd + d];
+            if (!(fabs(g - w) <= abs + rel * fabs(w)))
+                fail_msg("%s attention %s L=%d hd=%d row %d [%d]: %.9g vs %.9g", isa, what, c->len,
+                         c->hd, i, d, g, w);
+        }
+}
+
+static void attn_run(const struct jc_kernels *k, const struct attn_case *c, float *ctx, int row0,
+                     int nq, bool alibi, bool pad)
+{
+    struct jc_attn_head h = attn_head(c, ctx, row0, nq, alibi, pad);
+    k->attention(&h, c->work);
+}
+
+static struct attn_case attn_alloc(void)
+{
+    struct attn_case c = {0};
+    c.qkv = malloc((size_t)ATTN_MAXL * 6 * ATTN_MAXHD * sizeof(float));
+    c.ctx = calloc((size_t)ATTN_MAXL * 2 * ATTN_MAXHD, sizeof(float));
+    c.work = malloc(JC_ATTN_WORK(ATTN_MAXHD) * sizeof(float));
+    assert_non_null(c.qkv);
+    assert_non_null(c.ctx);
+    assert_non_null(c.work);
+    return c;
+}
+
+static void attn_free(struct attn_case *c)
+{
+    free(c->qkv);
+    free(c->ctx);
+    free(c->work);
+}
+
+/*
+ * One table against the reference: the whole sequence in one call; the same rows in blocks
+ * of 64 and at odd offsets give the same bits; masked keys have exactly zero weight (new
+ * values for their k and v leave every output bit as it was).
+ */
+static void check_attention(const struct jc_kernels *k, const char *isa)
+{
+    struct attn_case c = attn_alloc();
+    const size_t ctx_n = (size_t)ATTN_MAXL * 2 * ATTN_MAXHD;
+    float *want = calloc(ctx_n, sizeof(float)), *got2 = calloc(ctx_n, sizeof(float));
+    assert_non_null(want);
+    assert_non_null(got2);
+
+    for (size_t li = 0; li < sizeof attn_lens / sizeof *attn_lens; li++)
+        for (size_t hi = 0; hi < sizeof attn_hds / sizeof *attn_hds; hi++) {
+            const int len = attn_lens[li], hd = attn_hds[hi], dim = 2 * hd;
+            attn_init(&c, len, hd);
+            for (int v = 0; v < 4; v++) {
+                const bool alibi = v & 1, pad = v & 2;
+                const char *what = (const char *[]){"plain", "alibi", "padded", "alibi padded"}[v];
+                attn_run(&jc_kernels_ref, &c, want, 0, len, alibi, pad);
+                attn_run(k, &c, c.ctx, 0, len, alibi, pad);
+                attn_close(isa, what, &c, c.ctx, want, 5e-6, 2e-5);
+
+                /* blocks of 64 rows, then a few rows at an odd offset */
+                for (int r0 = 0; r0 < len; r0 += 64)
+                    attn_run(k, &c, got2, r0, len - r0 < 64 ? len - r0 : 64, alibi, pad);
+                int r0 = len / 3, nq = len - r0 < 5 ? len - r0 : 5;
+                attn_run(k, &c, got2, r0, nq, alibi, pad);
+                for (int i = 0; i < len; i++)
+                    if (memcmp(got2 + (size_t)i * dim + hd, c.ctx + (size_t)i * dim + hd,
+                               hd * sizeof(float)))
+                        fail_msg("%s attention %s L=%d hd=%d: row %d differs between blockings",
+                                 isa, what, len, hd, i);
+
+                if (!pad)
+                    continue;
+                for (int j = 0; j < len; j++)
+                    if (!c.mask[j]) {
+                        fill(c.qkv + (size_t)j * 3 * dim + dim + hd, hd, -3, 3);
+                        fill(c.qkv + (size_t)j * 3 * dim + 2 * dim + hd, hd, -100, 100);
+                    }
+                attn_run(k, &c, got2, 0, len, alibi, pad);
+                for (int i = 0; i < len; i++)
+                    if (memcmp(got2 + (size_t)i * dim + hd, c.ctx + (size_t)i * dim + hd,
+                               hd * sizeof(float)))
+                        fail_msg("%s attention %s L=%d hd=%d: masked keys change row %d", isa, what,
+                                 len, hd, i);
+            }
+        }
+    free(want);
+    free(got2);
+    attn_free(&c);
+}
+
+/* The reference attention against a naive full softmax(scale q k^T + bias) v in double. */
+static void test_attention_reference(void **state)
+{
+    struct attn_case c = attn_alloc();
+    double *s = malloc(ATTN_MAXL * sizeof(double));
+    (void)state;
+    assert_non_null(s);
+    for (size_t li = 0; li < sizeof attn_lens / sizeof *attn_lens; li++)
+        for (size_t hi = 0; hi < sizeof attn_hds / sizeof *attn_hds; hi++) {
+            const int len = attn_lens[li], hd = attn_hds[hi], dim = 2 * hd, ld = 3 * dim;
+            attn_init(&c, len, hd);
+            for (int v = 0; v < 4; v++) {
+                const bool alibi = v & 1, pad = v & 2;
+                const double scale = 1.0f / sqrtf((float)hd), slope = alibi ? 0.0625 : 0;
+                attn_run(&jc_kernels_ref, &c, c.ctx, 0, len, alibi, pad);
+                for (int i = 0; i < len; i++) {
+                    const float *q = c.qkv + (size_t)i * ld + hd;
+                    double max = -INFINITY, z = 0;
+                    for (int j = 0; j < len; j++) {
+                        const float *kj = c.qkv + (size_t)j * ld + dim + hd;
+                        double dot = 0;
+                        for (int d = 0; d < hd; d++)
+                            dot += (double)q[d] * kj[d];
+                        s[j] = dot * scale - slope * abs(i - j) - (pad && !c.mask[j] ? 1e4 : 0);
+                        max = fmax(max, s[j]);
+                    }
+                    for (int j = 0; j < len; j++)
+                        z += s[j] = exp(s[j] - max);
+                    for (int d = 0; d < hd; d++) {
+                        double o = 0;
+                        for (int j = 0; j < len; j++)
+                            o += s[j] * c.qkv[(size_t)j * ld + 2 * dim + hd + d];
+                        o /= z;
+                        double got = c.ctx[(size_t)i * dim + hd + d];
+                        if (!(fabs(got - o) <= 1e-6 + 1e-6 * fabs(o)))
+                            fail_msg("ref attention L=%d hd=%d %d [%d][%d]: %.9g vs %.9g", len, hd,
+                                     v, i, d, got, o);
+                    }
+                }
+            }
+        }
+    free(s);
+    attn_free(&c);
+}
+
 static void test_tables(void **state)
 {
     int checked = 0;
@@ -120,6 +309,7 @@ static void test_tables(void **state)
             continue;
         }
         check_table(k, isas[i]);
+        check_attention(k, isas[i]);
         printf("%s: %d kernels specialised, all within bounds\n", isas[i],
                jc_kernels_specialised(k));
         checked++;
@@ -154,6 +344,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
