@@ -37,8 +37,8 @@ struct jc_attn_head {
 
 /* Floats of work space the attention slot needs for head dim hd (8-byte aligned). */
 #define JC_ATTN_WORK(hd)                                                                           \
-    (2 * (size_t)JC_ATTN_ROWS * (size_t)(hd) + (size_t)JC_ATTN_KEYS * JC_ATTN_ROWS +               \
-     4 * JC_ATTN_ROWS)
+    (2 * (size_t)(JC_ATTN_ROWS + JC_ATTN_KEYS) * (size_t)(hd) +                                    \
+     (size_t)JC_ATTN_KEYS * JC_ATTN_ROWS + 4 * JC_ATTN_ROWS)
 
 struct jc_kernels {
     const char *name;
