@@ -25,6 +25,8 @@ struct work {
     float *l;    /* [QR] running sum */
     float *corr; /* [QR] this tile's rescaling of the accumulator */
     float *bias; /* [BK] padding bias per key of the tile */
+    float *kt;   /* [BK][hd] the tile's keys, packed */
+    float *vt;   /* [BK][hd] the tile's values, packed */
 };
 
 /* Lanes 0 .. n - 1 of 8 (n <= 8). */
@@ -46,7 +48,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 #pragma GCC unroll 4
     for (int c = 0; c < NJ; c++) {
         int t = jj + c < nk ? jj + c : nk - 1;
-        kp[c] = a->k + (size_t)(j0 + t) * a->ld;
+        kp[c] = w->kt + (size_t)t * hd;
         s[0][c] = s[1][c] = _mm256_setzero_ps();
     }
     for (int d = 0; d < hd; d++) {
@@ -102,11 +104,11 @@ INLINE void update(const struct work *w, int g0, int nk)
 }
 
 /*
- * acc[r .. r + NR) = acc * corr + sum_t p[t] v[j0 + t] over dims d0 .. d0 + 8 NV, the last
+ * acc[r .. r + NR) = acc * corr + sum_t p[t] vt[t] over dims d0 .. d0 + 8 NV, the last
  * vector masked by `last`.
  */
-INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, const int NR, int d0,
-                  const int NV, __m256i last, int j0, int nk, int hd)
+INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int NV, __m256i last,
+                  int nk, int hd)
 {
     const __m256i full = _mm256_set1_epi32(-1);
     __m256 c[2][4];
@@ -119,7 +121,7 @@ INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, con
             c[i][u] = _mm256_mul_ps(_mm256_maskload_ps(acc + 8 * u, u == NV - 1 ? last : full), cr);
     }
     for (int t = 0; t < nk; t++) {
-        const float *v = a->v + (size_t)(j0 + t) * a->ld + d0;
+        const float *v = w->vt + (size_t)t * hd + d0;
         const float *p = w->st + (size_t)t * QR + r;
         __m256 vv[4];
 #pragma GCC unroll 4
@@ -143,25 +145,43 @@ INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, con
 }
 
 /* The p v step of rows r .. r + NR over every dim, 32 at a time. */
-INLINE void weigh_rows(const struct jc_attn_head *a, const struct work *w, int r, const int NR,
-                       int j0, int nk, const int hd)
+INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const int hd)
 {
     for (int d0 = 0; d0 < hd; d0 += 32) {
         const int left = hd - d0, nv = left >= 32 ? 4 : (left + 7) / 8;
         const __m256i last = tail(left - 8 * (nv - 1));
         switch (nv) {
         case 4:
-            weigh(a, w, r, NR, d0, 4, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 4, last, nk, hd);
             break;
         case 3:
-            weigh(a, w, r, NR, d0, 3, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 3, last, nk, hd);
             break;
         case 2:
-            weigh(a, w, r, NR, d0, 2, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 2, last, nk, hd);
             break;
         default:
-            weigh(a, w, r, NR, d0, 1, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 1, last, nk, hd);
         }
+    }
+}
+
+/* The tile's k and v rows into contiguous buffers, as in attention_avx512.c. */
+INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int nk, const int hd)
+{
+    for (int t = 0; t < nk; t++) {
+        const float *k = a->k + (size_t)(j0 + t) * a->ld, *v = a->v + (size_t)(j0 + t) * a->ld;
+        float *kt = w->kt + (size_t)t * hd, *vt = w->vt + (size_t)t * hd;
+        for (int d = 0; d < hd; d += 8) {
+            __m256i m = tail(hd - d);
+            _mm256_maskstore_ps(kt + d, m, _mm256_maskload_ps(k + d, m));
+            _mm256_maskstore_ps(vt + d, m, _mm256_maskload_ps(v + d, m));
+        }
+        if (j0 + BK + t < a->len)
+            for (int d = 0; d < hd; d += 16) {
+                _mm_prefetch((const char *)(k + (size_t)BK * a->ld + d), _MM_HINT_T0);
+                _mm_prefetch((const char *)(v + (size_t)BK * a->ld + d), _MM_HINT_T0);
+            }
     }
 }
 
@@ -184,6 +204,7 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
         const int nk = a->len - j0 < BK ? a->len - j0 : BK;
         for (int t = 0; t < nk; t++)
             w->bias[t] = a->mask && !a->mask[j0 + t] ? -10000.0f : 0.0f;
+        pack(a, w, j0, nk, hd);
         int g = 0;
         for (; g + 2 <= ng; g += 2)
             for (int jj = 0; jj < nk; jj += NJ)
@@ -195,9 +216,9 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
             update(w, 8 * g, nk);
         int r = 0;
         for (; r + 2 <= nr; r += 2)
-            weigh_rows(a, w, r, 2, j0, nk, hd);
+            weigh_rows(w, r, 2, nk, hd);
         for (; r < nr; r++)
-            weigh_rows(a, w, r, 1, j0, nk, hd);
+            weigh_rows(w, r, 1, nk, hd);
     }
 
     for (int r = 0; r < nr; r++) {
@@ -221,6 +242,8 @@ INLINE void run(const struct jc_attn_head *a, float *work, const int hd)
     w.l = w.m + QR;
     w.corr = w.l + QR;
     w.bias = w.corr + QR;
+    w.kt = w.bias + JC_ATTN_KEYS;
+    w.vt = w.kt + (size_t)JC_ATTN_KEYS * hd;
     for (int rp = 0; rp < a->nq; rp += QR)
         pass(a, &w, rp, a->nq - rp < QR ? a->nq - rp : QR, hd);
 }

@@ -31,6 +31,8 @@ struct work {
     float *l;    /* [QR] running sum */
     float *corr; /* [QR] this tile's rescaling of the accumulator */
     float *bias; /* [BK] padding bias per key of the tile */
+    float *kt;   /* [BK][hd] the tile's keys, packed */
+    float *vt;   /* [BK][hd] the tile's values, packed */
 };
 
 static inline __mmask16 tail(int n)
@@ -50,7 +52,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 #pragma GCC unroll 8
     for (int c = 0; c < NJ; c++) {
         int t = jj + c < nk ? jj + c : nk - 1;
-        kp[c] = a->k + (size_t)(j0 + t) * a->ld;
+        kp[c] = w->kt + (size_t)t * hd;
         s[0][c] = s[1][c] = _mm512_setzero_ps();
     }
     for (int d = 0; d < hd; d++) {
@@ -105,11 +107,11 @@ INLINE void update(const struct work *w, int g0, int nk)
 }
 
 /*
- * acc[r .. r + NR) = acc * corr + sum_t p[t] v[j0 + t] over dims d0 .. d0 + 16 NV, the last
+ * acc[r .. r + NR) = acc * corr + sum_t p[t] vt[t] over dims d0 .. d0 + 16 NV, the last
  * vector masked by `last`.
  */
-INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, const int NR, int d0,
-                  const int NV, __mmask16 last, int j0, int nk, int hd)
+INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int NV, __mmask16 last,
+                  int nk, int hd)
 {
     __m512 c[4][4];
 #pragma GCC unroll 4
@@ -122,7 +124,7 @@ INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, con
                 _mm512_mul_ps(_mm512_maskz_loadu_ps(u == NV - 1 ? last : 0xffff, acc + 16 * u), cr);
     }
     for (int t = 0; t < nk; t++) {
-        const float *v = a->v + (size_t)(j0 + t) * a->ld + d0;
+        const float *v = w->vt + (size_t)t * hd + d0;
         const float *p = w->st + (size_t)t * QR + r;
         __m512 vv[4];
 #pragma GCC unroll 4
@@ -146,25 +148,47 @@ INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, con
 }
 
 /* The p v step of rows r .. r + NR over every dim, 64 at a time. */
-INLINE void weigh_rows(const struct jc_attn_head *a, const struct work *w, int r, const int NR,
-                       int j0, int nk, const int hd)
+INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const int hd)
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         const int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
         const __mmask16 last = tail(left - 16 * (nv - 1));
         switch (nv) {
         case 4:
-            weigh(a, w, r, NR, d0, 4, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 4, last, nk, hd);
             break;
         case 3:
-            weigh(a, w, r, NR, d0, 3, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 3, last, nk, hd);
             break;
         case 2:
-            weigh(a, w, r, NR, d0, 2, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 2, last, nk, hd);
             break;
         default:
-            weigh(a, w, r, NR, d0, 1, last, j0, nk, hd);
+            weigh(w, r, NR, d0, 1, last, nk, hd);
         }
+    }
+}
+
+/*
+ * Copies the tile's k and v rows, which lie 3 dim floats apart in the packed matrix, into
+ * contiguous buffers, and asks for the next tile's: many independent loads in a row keep
+ * the memory system busy where the FMA loops would stall on one row at a time.
+ */
+INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int nk, const int hd)
+{
+    for (int t = 0; t < nk; t++) {
+        const float *k = a->k + (size_t)(j0 + t) * a->ld, *v = a->v + (size_t)(j0 + t) * a->ld;
+        float *kt = w->kt + (size_t)t * hd, *vt = w->vt + (size_t)t * hd;
+        for (int d = 0; d < hd; d += 16) {
+            __mmask16 m = tail(hd - d);
+            _mm512_mask_storeu_ps(kt + d, m, _mm512_maskz_loadu_ps(m, k + d));
+            _mm512_mask_storeu_ps(vt + d, m, _mm512_maskz_loadu_ps(m, v + d));
+        }
+        if (j0 + BK + t < a->len)
+            for (int d = 0; d < hd; d += 16) {
+                _mm_prefetch((const char *)(k + (size_t)BK * a->ld + d), _MM_HINT_T0);
+                _mm_prefetch((const char *)(v + (size_t)BK * a->ld + d), _MM_HINT_T0);
+            }
     }
 }
 
@@ -187,6 +211,7 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
         const int nk = a->len - j0 < BK ? a->len - j0 : BK;
         for (int t = 0; t < nk; t++)
             w->bias[t] = a->mask && !a->mask[j0 + t] ? -10000.0f : 0.0f;
+        pack(a, w, j0, nk, hd);
         int g = 0;
         for (; g + 2 <= ng; g += 2)
             for (int jj = 0; jj < nk; jj += NJ)
@@ -198,9 +223,9 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
             update(w, 16 * g, nk);
         int r = 0;
         for (; r + 4 <= nr; r += 4)
-            weigh_rows(a, w, r, 4, j0, nk, hd);
+            weigh_rows(w, r, 4, nk, hd);
         for (; r < nr; r++)
-            weigh_rows(a, w, r, 1, j0, nk, hd);
+            weigh_rows(w, r, 1, nk, hd);
     }
 
     for (int r = 0; r < nr; r++) {
@@ -224,6 +249,8 @@ INLINE void run(const struct jc_attn_head *a, float *work, const int hd)
     w.l = w.m + QR;
     w.corr = w.l + QR;
     w.bias = w.corr + QR;
+    w.kt = w.bias + JC_ATTN_KEYS;
+    w.vt = w.kt + (size_t)JC_ATTN_KEYS * hd;
     for (int rp = 0; rp < a->nq; rp += QR)
         pass(a, &w, rp, a->nq - rp < QR ? a->nq - rp : QR, hd);
 }

@@ -35,10 +35,14 @@ struct jc_attn_head {
 #define JC_ATTN_ROWS 64 /* query rows an attention kernel holds state for at once */
 #define JC_ATTN_KEYS 64 /* the most keys in one tile of scores */
 
-/* Floats of work space the attention slot needs for head dim hd (8-byte aligned). */
+/*
+ * Floats of work space the attention slot needs for head dim hd (8-byte aligned): the
+ * queries and accumulators of a pass, a tile of keys and values, a tile of scores, and
+ * per-row and per-key vectors.
+ */
 #define JC_ATTN_WORK(hd)                                                                           \
-    (2 * (size_t)JC_ATTN_ROWS * (size_t)(hd) + (size_t)JC_ATTN_KEYS * JC_ATTN_ROWS +               \
-     4 * JC_ATTN_ROWS)
+    (2 * (size_t)(JC_ATTN_ROWS + JC_ATTN_KEYS) * (size_t)(hd) +                                    \
+     (size_t)JC_ATTN_KEYS * JC_ATTN_ROWS + 3 * JC_ATTN_ROWS + JC_ATTN_KEYS)
 
 struct jc_kernels {
     const char *name;

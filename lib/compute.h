@@ -46,7 +46,12 @@ struct jc_seq {
 
 #define JC_ATTN_QBLOCK 64 /* query rows per attention job */
 
-/* Multi-head attention over packed sequences: ctx = softmax(scale q k^T + bias) v per head. */
+/*
+ * Multi-head attention over packed sequences: ctx = softmax(scale q k^T + bias) v per head,
+ * one job per (sequence, head, block of JC_ATTN_QBLOCK query rows) on the pool, each one
+ * call of the kernel table's attention slot (an online softmax over tiles of keys, q, k
+ * and v read in place). No score matrix: scratch is a few tiles per thread.
+ */
 struct jc_attention {
     const float *qkv; /* [T, 3 dim]: each row holds its q, k and v */
     float *ctx;       /* [T, dim] */
@@ -62,9 +67,12 @@ struct jc_attention_job {
     int seq, head, row0;
 };
 
-/* Sizes of the caller-provided job array and score scratch (floats). */
+/*
+ * Sizes of the caller-provided job array (entries) and kernel scratch (floats, malloc
+ * aligned): the scratch depends on the head dim and the thread count only.
+ */
 size_t jc_attention_jobs(const struct jc_seq *seqs, size_t n, int heads);
-size_t jc_attention_scratch(size_t lmax);
+size_t jc_attention_scratch(int head_dim);
 
 void jc_attention(const struct jc_attention *a, struct jc_attention_job *jobs, float *scratch);
 

@@ -33,7 +33,6 @@ struct text_ws {
     float *scores; /* jc_attention scratch */
     float *pad;    /* jc_linear scratch */
     double *sum;   /* [D] pooling */
-    size_t lmax;
     /* per-phase arguments */
     const float *ln_w, *ln_b;
     size_t rows0, rows;
@@ -132,8 +131,6 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
         w.T += lens[s];
-        if (lens[s] > w.lmax)
-            w.lmax = lens[s];
     }
     if (w.T > (1u << 24))
         return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T);
@@ -169,7 +166,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.tmp = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
     w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
-    w.scores = jc_malloc(jc_attention_scratch(w.lmax) * sizeof(float), "attention scores");
+    w.scores =
+        jc_malloc(jc_attention_scratch(t->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
     w.sum = jc_malloc(D * sizeof(double), "pooling sums");

@@ -207,7 +207,8 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.tmp = jc_malloc(T * W * sizeof(float), "image activations");
     w.g1 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
     w.g2 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
-    w.scores = jc_malloc(jc_attention_scratch((size_t)w.n_tok) * sizeof(float), "attention scores");
+    w.scores =
+        jc_malloc(jc_attention_scratch(v->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
     if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.tmp || !w.g1 || !w.g2 || !w.scores ||
