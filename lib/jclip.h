@@ -87,8 +87,10 @@ bool jc_blas_coretype_below(const char *have, const char *want);
 bool jc_blas_shape_invariant(void);
 
 /*
- * OpenBLAS's SGEMM speed on this machine: the best of five n x n x n products with
- * OpenBLAS itself running `threads` threads, in GFLOP/s. For benchmarks.
+ * OpenBLAS's SGEMM speed on this machine with `threads` cores, in GFLOP/s: the best of five
+ * n x n x n products run by OpenBLAS's own threads and of five split by rows between that
+ * many threads of jclip's pool, each calling OpenBLAS single-threaded. 0 when out of
+ * memory. For benchmarks.
  */
 double jc_blas_peak_gflops(int threads, int n);
 
