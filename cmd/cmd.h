@@ -58,6 +58,7 @@ struct line_reader {
     int fd;
     char *buf;
     size_t cap, start, end;
+    size_t scanned; /* buf[start, scanned) holds no newline: each byte is searched once */
     bool eof;
     size_t lineno;    /* of the last line returned */
     size_t max_bytes; /* longest line accepted */

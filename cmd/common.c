@@ -116,7 +116,9 @@ void line_reader_release(struct line_reader *r)
  */
 static int take(struct line_reader *r, const char **line, size_t *len)
 {
-    char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+    size_t from = r->scanned > r->start ? r->scanned : r->start;
+    char *nl = memchr(r->buf + from, '\n', r->end - from);
+    r->scanned = nl ? 0 : r->end;
     if (!nl && !(r->eof && r->end > r->start))
         return LINE_WAIT;
     size_t n = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
@@ -153,6 +155,7 @@ int line_reader_next(struct line_reader *r, bool block, const char **line, size_
         if (r->start > 0) {
             memmove(r->buf, r->buf + r->start, r->end - r->start);
             r->end -= r->start;
+            r->scanned -= r->scanned ? r->start : 0;
             r->start = 0;
         }
         if (r->end + 4096 > r->cap) {
@@ -179,6 +182,7 @@ int line_reader_next(struct line_reader *r, bool block, const char **line, size_
 
 bool line_reader_skip(struct line_reader *r)
 {
+    r->scanned = 0;
     if (r->dropped) {
         r->dropped = false;
         return true;
