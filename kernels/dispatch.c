@@ -24,6 +24,8 @@ const struct jc_kernels jc_kernels_ref = {
     .softmax = jc_softmax_ref,
     .softmax_scaled = jc_softmax_scaled_ref,
     .attention = jc_attention_ref,
+    .rope = jc_rope_ref,
+    .mean_pool = jc_mean_pool_ref,
 };
 
 static struct jc_cpu cpu;
@@ -194,5 +196,7 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->softmax != jc_kernels_ref.softmax;
     n += k->softmax_scaled != jc_kernels_ref.softmax_scaled;
     n += k->attention != jc_kernels_ref.attention;
+    n += k->rope != jc_kernels_ref.rope;
+    n += k->mean_pool != jc_kernels_ref.mean_pool;
     return n;
 }

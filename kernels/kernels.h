@@ -80,6 +80,23 @@ struct jc_kernels {
      * its own position, q, and the keys. work holds JC_ATTN_WORK(hd) floats.
      */
     void (*attention)(const struct jc_attn_head *a, float *work);
+
+    /*
+     * Rotary position embedding of pairs in place: x[i] = x[i] * c[i] + x[i ^ 1] * s[i] for
+     * i < n (n even), with c[2j] = c[2j + 1] = cos t_j, s[2j] = -sin t_j, s[2j + 1] = sin t_j.
+     * Both products are rounded and then added (no fused multiply-add), so every table
+     * gives the reference's bits.
+     */
+    void (*rope)(float *x, const float *c, const float *s, int n);
+
+    /*
+     * out[j] = mean over the rows r < rows with mask[r] != 0 (every row when mask is NULL)
+     * of x[r * ld + j], for j < n: each sum in double, rows added in order, then divided by
+     * the count and rounded to float; 0 when no row counts. Every table gives the
+     * reference's bits.
+     */
+    void (*mean_pool)(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                      int n);
 };
 
 /* The reference table (scalar C, the oracle every other table is tested against). */

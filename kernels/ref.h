@@ -15,5 +15,8 @@ void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i,
 void jc_softmax_ref(float *s, int n);
 void jc_softmax_scaled_ref(float *s, int n, float scale);
 void jc_attention_ref(const struct jc_attn_head *a, float *work);
+void jc_rope_ref(float *x, const float *c, const float *s, int n);
+void jc_mean_pool_ref(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                      int n);
 
 #endif

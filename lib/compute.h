@@ -53,18 +53,26 @@ struct jc_seq {
  * and v read in place). No score matrix: scratch is a few tiles per thread.
  */
 struct jc_attention {
-    const float *qkv; /* [T, 3 dim]: each row holds its q, k and v */
+    float *qkv; /* [T, 3 dim]: each row holds its q, k and v (RoPE turns q and k in place) */
     float *ctx;       /* [T, dim] */
     int dim, heads, head_dim;
     float scale;
     const float *slopes; /* [heads] symmetric ALiBi slopes, or NULL */
     const uint8_t *mask; /* [T] 0 = masked-out key (bias -10000), or NULL */
+    /*
+     * RoPE of q and k, or NULL: row p of a sequence (p >= rope_from) turns by row p -
+     * rope_from of these [., head_dim] tables, in the kernel table's rope form. Each job then
+     * takes a whole (sequence, head): it turns that head's q and k in place and runs its
+     * query blocks while they are still in cache, so RoPE costs no pass of its own.
+     */
+    const float *rope_c, *rope_s;
+    int rope_from;
     const struct jc_seq *seqs;
     size_t n_seqs;
 };
 
 struct jc_attention_job {
-    int seq, head, row0;
+    int seq, head, row0, rows;
 };
 
 /*

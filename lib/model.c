@@ -446,8 +446,8 @@ void jc_model_free(struct jc_model *m)
     free(m->text.layers);
     free(m->text.slopes);
     free(m->vision.blocks);
-    free(m->vision.rope_cos);
-    free(m->vision.rope_sin);
+    free(m->vision.rope_c);
+    free(m->vision.rope_s);
     free(m->dir);
     free(m);
 }

@@ -53,7 +53,7 @@ struct jc_vision_tower {
     const float *patch_w, *patch_b; /* [W, 3*P*P], [W] */
     struct jc_vision_block *blocks; /* [layers] */
     const float *norm_w, *norm_b;   /* [W] */
-    float *rope_cos, *rope_sin;     /* [g*g, head_dim/2] per channel pair */
+    float *rope_c, *rope_s;         /* [g*g, head_dim]: the rope kernel's tables */
 };
 
 /* preprocessor_config.json, with the jina-clip-v1 values where it is silent. */

@@ -32,7 +32,6 @@ struct text_ws {
     float *y;      /* [MLP_ROWS, I] */
     float *scores; /* jc_attention scratch */
     float *pad;    /* jc_linear scratch */
-    double *sum;   /* [D] pooling */
     /* per-phase arguments */
     const float *ln_w, *ln_b;
     size_t rows0, rows;
@@ -170,9 +169,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         jc_malloc(jc_attention_scratch(t->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    w.sum = jc_malloc(D * sizeof(double), "pooling sums");
-    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad ||
-        !w.sum) {
+    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad) {
         rc = JC_ENOMEM;
         goto out_free;
     }
@@ -203,22 +200,10 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         run_layer(&w, &t->layers[l]);
 
     /* Mean over the tokens that are not [PAD], [CLS] and [SEP] included; sums in double. */
-    double *sum = w.sum;
     for (size_t s = 0; s < n; s++) {
         const struct jc_seq *q = &w.seqs[s];
         float *o = out + s * D;
-        size_t count = 0;
-        memset(sum, 0, D * sizeof *sum);
-        for (size_t i = 0; i < q->len; i++) {
-            const float *h = w.h + (q->off + i) * D;
-            if (!w.mask[q->off + i])
-                continue;
-            for (int c = 0; c < D; c++)
-                sum[c] += h[c];
-            count++;
-        }
-        for (int c = 0; c < D; c++)
-            o[c] = count ? (float)(sum[c] / count) : 0.0f;
+        w.k->mean_pool(o, w.h + q->off * D, (size_t)D, w.mask + q->off, q->len, D);
         if (!(flags & JC_EMBED_RAW))
             jc_l2_normalize(o, D);
     }
@@ -235,6 +220,5 @@ out_free:
     free(w.y);
     free(w.scores);
     free(w.pad);
-    free(w.sum);
     return rc;
 }

@@ -41,20 +41,26 @@ struct vision_ws {
 int jc_vision_rope(struct jc_vision_tower *v, int grid)
 {
     const int hd = v->dims.head_dim, half = hd / 2, quarter = half / 2;
-    const size_t n = (size_t)grid * grid * half;
+    const size_t n = (size_t)grid * grid * hd;
 
-    v->rope_cos = jc_malloc(n * sizeof(float), "the RoPE tables");
-    v->rope_sin = jc_malloc(n * sizeof(float), "the RoPE tables");
-    if (!v->rope_cos || !v->rope_sin)
+    v->rope_c = jc_malloc(n * sizeof(float), "the RoPE tables");
+    v->rope_s = jc_malloc(n * sizeof(float), "the RoPE tables");
+    if (!v->rope_c || !v->rope_s)
         return JC_ENOMEM;
-    /* Pair i < half/2 turns with the row, the rest with the column; float32 as the reference. */
+    /*
+     * Pair i < half/2 turns with the row, the rest with the column; float32 as the
+     * reference. Laid out for the rope kernel: cos twice, then -sin and sin, per pair.
+     */
     for (int p = 0; p < grid * grid; p++)
         for (int i = 0; i < half; i++) {
             int m = i < quarter ? i : i - quarter;
             float f = 1.0f / powf(10000.0f, (float)(2 * m) / (float)half);
             float angle = (float)(i < quarter ? p / grid : p % grid) * f;
-            v->rope_cos[(size_t)p * half + i] = (float)cos((double)angle);
-            v->rope_sin[(size_t)p * half + i] = (float)sin((double)angle);
+            float c = (float)cos((double)angle), sn = (float)sin((double)angle);
+            float *pc = v->rope_c + (size_t)p * hd + 2 * i, *ps = v->rope_s + (size_t)p * hd + 2 * i;
+            pc[0] = pc[1] = c;
+            ps[0] = -sn;
+            ps[1] = sn;
         }
     return 0;
 }
@@ -83,29 +89,6 @@ static void layernorm(struct vision_ws *w, float *dst, const float *src, size_t 
     w->ln_w = lw;
     w->ln_b = lb;
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
-}
-
-/* Rotates q and k of every patch token (never the CLS token) in place, per image. */
-static void rope_job(void *arg, int img, int thread)
-{
-    struct vision_ws *w = arg;
-    const struct jc_vision_tower *v = w->v;
-    const int W = w->W, hd = v->dims.head_dim, half = hd / 2;
-    (void)thread;
-    for (int p = 1; p < w->n_tok; p++) {
-        float *row = w->qkv + ((size_t)img * w->n_tok + p) * 3 * W;
-        const float *cs = v->rope_cos + (size_t)(p - 1) * half;
-        const float *sn = v->rope_sin + (size_t)(p - 1) * half;
-        for (int part = 0; part < 2; part++) /* q, then k */
-            for (int h = 0; h < v->dims.heads; h++) {
-                float *x = row + part * W + h * hd;
-                for (int i = 0; i < half; i++) {
-                    float x0 = x[2 * i], x1 = x[2 * i + 1];
-                    x[2 * i] = x0 * cs[i] - x1 * sn[i];
-                    x[2 * i + 1] = x1 * cs[i] + x0 * sn[i];
-                }
-            }
-    }
 }
 
 static void swiglu_job(void *arg, int j, int thread)
@@ -149,7 +132,6 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
     jc_linear(w->t, (int)T, W, b->wq, b->q_bias, W, w->qkv, 3 * W, w->pad);
     jc_linear(w->t, (int)T, W, b->wk, NULL, W, w->qkv + W, 3 * W, w->pad);
     jc_linear(w->t, (int)T, W, b->wv, b->v_bias, W, w->qkv + 2 * W, 3 * W, w->pad);
-    jc_pool_run((int)(T / (size_t)w->n_tok), rope_job, w);
     jc_attention(&w->attn, w->jobs, w->scores);
     layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b);
     jc_linear(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->tmp, W, w->pad);
@@ -223,6 +205,9 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         .heads = v->dims.heads,
         .head_dim = v->dims.head_dim,
         .scale = 1.0f / sqrtf((float)v->dims.head_dim),
+        .rope_c = v->rope_c,
+        .rope_s = v->rope_s,
+        .rope_from = 1, /* the CLS token does not turn */
         .seqs = w.seqs,
         .n_seqs = n,
     };

@@ -15,24 +15,26 @@
 static float *pixels;
 static size_t n_images;
 
-/* The RoPE tables equal the reference's (stored per channel, each pair twice). */
+/*
+ * The RoPE tables equal the reference's (stored per channel, each pair twice); ours are in
+ * the rope kernel's form, cos twice and then -sin and sin per pair.
+ */
 static void check_rope(const char *cfg, struct jc_model *m)
 {
     char path[256];
     size_t rows, cols;
     const struct jc_vision_tower *v = &m->vision;
-    int half = v->dims.head_dim / 2;
 
     for (int t = 0; t < 2; t++) {
         snprintf(path, sizeof path, TU_GOLDEN "/%s/rope_%s.npy", cfg, t ? "sin" : "cos");
         float *ref = tu_npy(path, &rows, &cols);
-        const float *got = t ? v->rope_sin : v->rope_cos;
+        const float *got = t ? v->rope_s : v->rope_c;
         assert_int_equal(cols, (size_t)v->dims.head_dim);
         double worst = 0;
         for (size_t p = 0; p < rows; p++)
-            for (int i = 0; i < half; i++) {
-                worst = fmax(worst, fabs(ref[p * cols + 2 * i] - got[p * half + i]));
-                worst = fmax(worst, fabs(ref[p * cols + 2 * i + 1] - got[p * half + i]));
+            for (size_t i = 0; i < cols; i++) {
+                float want = t && i % 2 == 0 ? -ref[p * cols + i] : ref[p * cols + i];
+                worst = fmax(worst, fabs(want - got[p * cols + i]));
             }
         if (worst > 1e-6)
             fail_msg("%s rope %s differs by %g", cfg, t ? "sin" : "cos", worst);
