@@ -217,49 +217,72 @@ static bool probe_same(const float *c, int ldc, const float *ref, int ldref, int
     return true;
 }
 
+/*
+ * C[m, n] = bias + a b^T (beta 1 on C filled with bias[0..n)) or a b^T (beta 0), as
+ * jc_linear calls it with and without a bias.
+ */
+static void probe_call(int m, int n, const float *a, const float *b, const float *bias,
+                       float *c)
+{
+    if (bias)
+        for (int i = 0; i < m; i++)
+            memcpy(c + (size_t)i * n, bias, (size_t)n * sizeof *c);
+    jc_sgemm(true, m, n, PROBE_K, 1, a, PROBE_K, b, PROBE_K, bias ? 1 : 0, c, n);
+}
+
+static bool probe_betas(const float *a, const float *b, const float *bias, float *ref, float *c)
+{
+    const int lda = PROBE_K, cols = PROBE_N + PROBE_EXTRA;
+    bool same = true;
+
+    probe_call(PROBE_M + PROBE_EXTRA, cols, a, b, bias, ref);
+    /* Row offsets across a kernel's unroll (Haswell's repeats every 12 rows). */
+    static const int shifts[] = {1, 5, 6, 12, 13};
+    for (size_t s = 0; same && s < sizeof shifts / sizeof *shifts; s++) {
+        int sh = shifts[s];
+        probe_call(PROBE_M, PROBE_N, a + (size_t)sh * lda, b, bias, c);
+        same = probe_same(c, PROBE_N, ref + (size_t)sh * cols, cols, PROBE_M, PROBE_N);
+    }
+    /* Column offsets and another N; another M. */
+    if (same) {
+        probe_call(PROBE_M, PROBE_N - 19, a, b + 3 * lda, bias ? bias + 3 : NULL, c);
+        same = probe_same(c, PROBE_N - 19, ref + 3, cols, PROBE_M, PROBE_N - 19);
+    }
+    if (same) {
+        probe_call(PROBE_M - 17, PROBE_N, a, b, bias, c);
+        same = probe_same(c, PROBE_N, ref, cols, PROBE_M - 17, PROBE_N);
+    }
+    return same;
+}
+
 static void probe_shapes(void)
 {
     const int lda = PROBE_K, rows = PROBE_M + PROBE_EXTRA, cols = PROBE_N + PROBE_EXTRA;
     float *a = malloc((size_t)rows * lda * sizeof *a), *b = malloc((size_t)cols * lda * sizeof *b);
     float *ref = malloc((size_t)rows * cols * sizeof *ref),
-          *c = malloc((size_t)rows * cols * sizeof *c);
+          *c = malloc((size_t)rows * cols * sizeof *c), *bias = malloc(cols * sizeof *bias);
     uint32_t x = 0x9e3779b9u;
     bool same = false;
 
     /* no memory to tell: the fixed blocks are always right */
-    if (!a || !b || !ref || !c || jc_blas_reserve() < 0)
+    if (!a || !b || !ref || !c || !bias || jc_blas_reserve() < 0)
         goto out;
     /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
     for (size_t i = 0; i < (size_t)rows * lda; i++, x = x * 1664525u + 1013904223u)
         a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
     for (size_t i = 0; i < (size_t)cols * lda; i++, x = x * 1664525u + 1013904223u)
         b[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
-    jc_sgemm(true, rows, cols, PROBE_K, 1, a, lda, b, lda, 0, ref, cols);
-    same = true;
-    /* Row offsets across a kernel's unroll (Haswell's repeats every 12 rows). */
-    static const int shifts[] = {1, 5, 6, 12, 13};
-    for (size_t s = 0; same && s < sizeof shifts / sizeof *shifts; s++) {
-        int sh = shifts[s];
-        jc_sgemm(true, PROBE_M, PROBE_N, PROBE_K, 1, a + (size_t)sh * lda, lda, b, lda, 0, c,
-                 PROBE_N);
-        same = probe_same(c, PROBE_N, ref + (size_t)sh * cols, cols, PROBE_M, PROBE_N);
-    }
-    /* Column offsets and another N; another M. */
-    if (same) {
-        jc_sgemm(true, PROBE_M, PROBE_N - 19, PROBE_K, 1, a, lda, b + 3 * lda, lda, 0, c,
-                 PROBE_N - 19);
-        same = probe_same(c, PROBE_N - 19, ref + 3, cols, PROBE_M, PROBE_N - 19);
-    }
-    if (same) {
-        jc_sgemm(true, PROBE_M - 17, PROBE_N, PROBE_K, 1, a, lda, b, lda, 0, c, PROBE_N);
-        same = probe_same(c, PROBE_N, ref, cols, PROBE_M - 17, PROBE_N);
-    }
+    for (int i = 0; i < cols; i++, x = x * 1664525u + 1013904223u)
+        bias[i] = (float)((int32_t)x >> 8) * 0x1p-23f;
+    /* Both ways jc_linear calls: beta 0 without a bias, beta 1 onto a bias. */
+    same = probe_betas(a, b, NULL, ref, c) && probe_betas(a, b, bias, ref, c);
 out:
     shape_invariant = same;
     free(a);
     free(b);
     free(ref);
     free(c);
+    free(bias);
 }
 
 bool jc_blas_shape_invariant(void)

@@ -35,6 +35,13 @@ int jc_pool_size(void);
  */
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
                int ldy, float *scratch);
+
+/*
+ * y += x * w^T + b: the residual added by the GEMM itself (beta 1), with no output matrix
+ * and no pass of its own. Same split and guarantees as jc_linear.
+ */
+void jc_linear_add(const float *x, int rows, int in, const float *w, const float *b, int out,
+                   float *y, int ldy, float *scratch);
 size_t jc_linear_scratch(int in, int out);
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);
 

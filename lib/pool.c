@@ -191,17 +191,58 @@ struct linear_job {
     const float *x, *w, *b;
     float *y;
     int rows, in, out, ldy;
+    bool acc;                           /* y += ..., not y = ... */
     int row_step, col_step, col_blocks; /* the cut: blocks of row_step x col_step */
     int pad_rows;                       /* free path: M of a padded single call, else 0 */
     /* fixed path: per thread [LINEAR_ROWS, in + LINEAR_COLS]; free: [pad_rows, in + out] */
     float *pad;
 };
 
-static void add_bias(const struct linear_job *l, float *y, int ldy, int nr, int c0, int nc)
+/*
+ * Readies the nr x nc block c (row stride ldc) for a beta-1 product, which then adds into
+ * it: the bias in every row, or the bias added to what the block holds when accumulating.
+ * Returns the beta: 0 when there is nothing to start from, and OpenBLAS clears the block.
+ */
+static float start_block(const struct linear_job *l, float *c, int ldc, int nr, int c0, int nc)
 {
     const struct jc_kernels *k = jc_kernels();
+    if (!l->b)
+        return l->acc ? 1.0f : 0.0f;
+    for (int r = 0; r < nr; r++) {
+        float *row = c + (size_t)r * ldc;
+        if (l->acc)
+            k->add(row, l->b + c0, nc);
+        else
+            memcpy(row, l->b + c0, (size_t)nc * sizeof *row);
+    }
+    return 1.0f;
+}
+
+/* A block of nr < m rows computed in an m-row buffer pc (row stride nc), then copied out. */
+static void padded_block(const struct linear_job *l, const float *x, float *pad, int m, int r0,
+                         int nr, int c0, int nc)
+{
+    float *px = pad, *pc = pad + (size_t)m * l->in;
+    float *y = l->y + (size_t)r0 * l->ldy + c0;
+
+    memcpy(px, x, (size_t)nr * l->in * sizeof *px);
+    memset(px + (size_t)nr * l->in, 0, (size_t)(m - nr) * l->in * sizeof *px);
+    for (int r = 0; r < m; r++) {
+        float *row = pc + (size_t)r * nc;
+        if (l->acc && r < nr)
+            memcpy(row, y + (size_t)r * l->ldy, (size_t)nc * sizeof *row);
+        else if (l->b && !l->acc)
+            memcpy(row, l->b + c0, (size_t)nc * sizeof *row);
+        else
+            memset(row, 0, (size_t)nc * sizeof *row);
+    }
+    if (l->acc && l->b)
+        for (int r = 0; r < nr; r++)
+            jc_kernels()->add(pc + (size_t)r * nc, l->b + c0, nc);
+    jc_sgemm(true, m, nc, l->in, 1.0f, px, l->in, l->w + (size_t)c0 * l->in, l->in,
+             l->acc || l->b ? 1.0f : 0.0f, pc, nc);
     for (int r = 0; r < nr; r++)
-        k->add(y + (size_t)r * ldy, l->b + c0, nc);
+        memcpy(y + (size_t)r * l->ldy, pc + (size_t)r * nc, (size_t)nc * sizeof *y);
 }
 
 static void fixed_block(void *p, int job, int thread)
@@ -212,26 +253,15 @@ static void fixed_block(void *p, int job, int thread)
     int nc = l->out - c0 < LINEAR_COLS ? l->out - c0 : LINEAR_COLS;
     const float *x = l->x + (size_t)r0 * l->in;
     float *y = l->y + (size_t)r0 * l->ldy + c0;
-    int ldy = l->ldy;
 
     if (nr < LINEAR_ROWS) {
-        float *px = l->pad + (size_t)thread * LINEAR_ROWS * (l->in + LINEAR_COLS);
-        memcpy(px, x, (size_t)nr * l->in * sizeof *px);
-        memset(px + (size_t)nr * l->in, 0, (size_t)(LINEAR_ROWS - nr) * l->in * sizeof *px);
-        x = px;
-        y = px + (size_t)LINEAR_ROWS * l->in;
-        ldy = LINEAR_COLS;
+        float *pad = l->pad + (size_t)thread * LINEAR_ROWS * (l->in + LINEAR_COLS);
+        padded_block(l, x, pad, LINEAR_ROWS, r0, nr, c0, nc);
+        return;
     }
-    jc_sgemm(true, LINEAR_ROWS, nc, l->in, 1.0f, x, l->in, l->w + (size_t)c0 * l->in, l->in, 0.0f,
-             y, ldy);
-    for (int r = 0; r < nr; r++) {
-        float *dst = l->y + (size_t)(r0 + r) * l->ldy + c0;
-        const float *src = y + (size_t)r * ldy;
-        if (src != dst)
-            memcpy(dst, src, (size_t)nc * sizeof *dst);
-    }
-    if (l->b)
-        add_bias(l, l->y + (size_t)r0 * l->ldy + c0, l->ldy, nr, c0, nc);
+    float beta = start_block(l, y, l->ldy, nr, c0, nc);
+    jc_sgemm(true, LINEAR_ROWS, nc, l->in, 1.0f, x, l->in, l->w + (size_t)c0 * l->in, l->in, beta,
+             y, l->ldy);
 }
 
 static void free_block(void *p, int job, int thread)
@@ -244,18 +274,12 @@ static void free_block(void *p, int job, int thread)
     (void)thread;
 
     if (nr < l->pad_rows) { /* a single small call: pad it past OpenBLAS's small paths */
-        float *px = l->pad, *py = l->pad + (size_t)l->pad_rows * l->in;
-        memcpy(px, l->x, (size_t)nr * l->in * sizeof *px);
-        memset(px + (size_t)nr * l->in, 0, (size_t)(l->pad_rows - nr) * l->in * sizeof *px);
-        jc_sgemm(true, l->pad_rows, nc, l->in, 1.0f, px, l->in, l->w, l->in, 0.0f, py, nc);
-        for (int r = 0; r < nr; r++)
-            memcpy(y + (size_t)r * l->ldy, py + (size_t)r * nc, (size_t)nc * sizeof *y);
-    } else {
-        jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in,
-                 l->w + (size_t)c0 * l->in, l->in, 0.0f, y, l->ldy);
+        padded_block(l, l->x, l->pad, l->pad_rows, 0, nr, c0, nc);
+        return;
     }
-    if (l->b)
-        add_bias(l, y, l->ldy, nr, c0, nc);
+    float beta = start_block(l, y, l->ldy, nr, c0, nc);
+    jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in,
+             l->w + (size_t)c0 * l->in, l->in, beta, y, l->ldy);
 }
 
 /* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */
@@ -283,10 +307,10 @@ size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
     return most;
 }
 
-void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
-               int ldy, float *scratch)
+static void linear(const float *x, int rows, int in, const float *w, const float *b, int out,
+                   float *y, int ldy, bool acc, float *scratch)
 {
-    struct linear_job l = {x, w, b, y, rows, in, out, ldy, 0, 0, 0, 0, scratch};
+    struct linear_job l = {x, w, b, y, rows, in, out, ldy, acc, 0, 0, 0, 0, scratch};
     const int threads = jc_threads();
 
     if (!jc_blas_shape_invariant()) {
@@ -310,6 +334,18 @@ void jc_linear(const float *x, int rows, int in, const float *w, const float *b,
     }
     l.col_blocks = (out + l.col_step - 1) / l.col_step;
     jc_pool_run((rows + l.row_step - 1) / l.row_step * l.col_blocks, free_block, &l);
+}
+
+void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
+               int ldy, float *scratch)
+{
+    linear(x, rows, in, w, b, out, y, ldy, false, scratch);
+}
+
+void jc_linear_add(const float *x, int rows, int in, const float *w, const float *b, int out,
+                   float *y, int ldy, float *scratch)
+{
+    linear(x, rows, in, w, b, out, y, ldy, true, scratch);
 }
 
 int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)

@@ -27,7 +27,6 @@ struct text_ws {
     float *h;      /* [T, D] */
     float *qkv;    /* [T, 3D] */
     float *ctx;    /* [T, D] */
-    float *tmp;    /* [T, D] */
     float *u;      /* [MLP_ROWS, 2I] */
     float *y;      /* [MLP_ROWS, I] */
     float *scores; /* jc_attention scratch */
@@ -37,8 +36,8 @@ struct text_ws {
     size_t rows0, rows;
 };
 
-/* h = LN(tmp + h) on rows [rows0, rows0 + rows). */
-static void residual_ln_job(void *arg, int j, int thread)
+/* h = LN(h) on rows [rows0, rows0 + rows): the residual is already in h. */
+static void ln_job(void *arg, int j, int thread)
 {
     struct text_ws *w = arg;
     size_t r0 = w->rows0 + (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
@@ -47,7 +46,6 @@ static void residual_ln_job(void *arg, int j, int thread)
         r1 = w->rows0 + w->rows;
     for (size_t r = r0; r < r1; r++) {
         float *h = w->h + r * w->D;
-        w->k->add(h, w->tmp + r * w->D, w->D);
         w->k->layernorm(h, h, w->ln_w, w->ln_b, w->D, w->t->dims.eps);
     }
 }
@@ -65,14 +63,14 @@ static void glu_job(void *arg, int j, int thread)
     }
 }
 
-static void residual_ln(struct text_ws *w, size_t rows0, size_t rows, const float *lw,
-                        const float *lb)
+static void layernorm(struct text_ws *w, size_t rows0, size_t rows, const float *lw,
+                      const float *lb)
 {
     w->rows0 = rows0;
     w->rows = rows;
     w->ln_w = lw;
     w->ln_b = lb;
-    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), residual_ln_job, w);
+    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
 static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
@@ -82,8 +80,8 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
 
     jc_linear(w->h, (int)T, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, w->pad);
     jc_attention(&w->attn, w->jobs, w->scores);
-    jc_linear(w->ctx, (int)T, D, l->wout, l->bout, D, w->tmp, D, w->pad);
-    residual_ln(w, 0, T, l->ln1_w, l->ln1_b);
+    jc_linear_add(w->ctx, (int)T, D, l->wout, l->bout, D, w->h, D, w->pad);
+    layernorm(w, 0, T, l->ln1_w, l->ln1_b);
 
     /* The feed-forward runs in row chunks so its 2I-wide activations stay small. */
     for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
@@ -91,9 +89,9 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
         jc_linear(w->h + r0 * D, (int)rows, D, l->wg, NULL, 2 * I, w->u, 2 * I, w->pad);
         w->rows = rows;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), glu_job, w);
-        jc_linear(w->y, (int)rows, I, l->wo, l->bo, D, w->tmp + r0 * D, D, w->pad);
+        jc_linear_add(w->y, (int)rows, I, l->wo, l->bo, D, w->h + r0 * D, D, w->pad);
     }
-    residual_ln(w, 0, T, l->ln2_w, l->ln2_b);
+    layernorm(w, 0, T, l->ln2_w, l->ln2_b);
 }
 
 void jc_l2_normalize(float *v, size_t n)
@@ -162,14 +160,13 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.h = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.qkv = jc_malloc(w.T * 3 * D * sizeof(float), "text activations");
     w.ctx = jc_malloc(w.T * D * sizeof(float), "text activations");
-    w.tmp = jc_malloc(w.T * D * sizeof(float), "text activations");
     w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
     w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
     w.scores =
         jc_malloc(jc_attention_scratch(t->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.tmp || !w.u || !w.y || !w.scores || !w.pad) {
+    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.u || !w.y || !w.scores || !w.pad) {
         rc = JC_ENOMEM;
         goto out_free;
     }
@@ -215,7 +212,6 @@ out_free:
     free(w.h);
     free(w.qkv);
     free(w.ctx);
-    free(w.tmp);
     free(w.u);
     free(w.y);
     free(w.scores);

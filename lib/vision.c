@@ -26,8 +26,7 @@ struct vision_ws {
     float *x;       /* [T, W] residual stream */
     float *t;       /* [T, W] normed input of a sublayer; also im2col patches */
     float *qkv;     /* [T, 3W] */
-    float *ctx;     /* [T, W] */
-    float *tmp;     /* [T, W] */
+    float *ctx;     /* [T, W] attention output; first the patch embeddings */
     float *g1, *g2; /* [MLP_ROWS, Hm] */
     float *scores, *pad;
     /* per-phase arguments */
@@ -105,24 +104,6 @@ static void swiglu_job(void *arg, int j, int thread)
     }
 }
 
-static void add_job(void *arg, int j, int thread)
-{
-    struct vision_ws *w = arg;
-    size_t r0 = w->rows0 + (size_t)j * EW_ROWS, r1 = r0 + EW_ROWS;
-    (void)thread;
-    if (r1 > w->rows0 + w->rows)
-        r1 = w->rows0 + w->rows;
-    for (size_t r = r0; r < r1; r++)
-        w->k->add(w->x + r * w->W, w->tmp + r * w->W, w->W);
-}
-
-static void residual(struct vision_ws *w, size_t rows0, size_t rows)
-{
-    w->rows0 = rows0;
-    w->rows = rows;
-    jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), add_job, w);
-}
-
 static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
 {
     const int W = w->W, Hm = w->Hm;
@@ -134,8 +115,7 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
     jc_linear(w->t, (int)T, W, b->wv, b->v_bias, W, w->qkv + 2 * W, 3 * W, w->pad);
     jc_attention(&w->attn, w->jobs, w->scores);
     layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b);
-    jc_linear(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->tmp, W, w->pad);
-    residual(w, 0, T);
+    jc_linear_add(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->x, W, w->pad);
 
     layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b);
     for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
@@ -146,9 +126,8 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
         w->ln_w = b->ffn_ln_w;
         w->ln_b = b->ffn_ln_b;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), swiglu_job, w);
-        jc_linear(w->g1, (int)rows, Hm, b->w3, b->b3, W, w->tmp + r0 * W, W, w->pad);
+        jc_linear_add(w->g1, (int)rows, Hm, b->w3, b->b3, W, w->x + r0 * W, W, w->pad);
     }
-    residual(w, 0, T);
 }
 
 int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned flags, float *out)
@@ -186,14 +165,13 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.t = jc_malloc(T * (W > K ? W : K) * sizeof(float), "image activations");
     w.qkv = jc_malloc(T * 3 * W * sizeof(float), "image activations");
     w.ctx = jc_malloc(T * W * sizeof(float), "image activations");
-    w.tmp = jc_malloc(T * W * sizeof(float), "image activations");
     w.g1 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
     w.g2 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
     w.scores =
         jc_malloc(jc_attention_scratch(v->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.tmp || !w.g1 || !w.g2 || !w.scores ||
+    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.g1 || !w.g2 || !w.scores ||
         !w.pad) {
         rc = JC_ENOMEM;
         goto out_free;
@@ -224,7 +202,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
                     memcpy(row + (ch * P + ky) * P, img + ((size_t)ch * S + r * P + ky) * S + c * P,
                            P * sizeof(float));
         }
-    jc_linear(patches, (int)(n * g * g), K, v->patch_w, v->patch_b, W, w.tmp, W, w.pad);
+    jc_linear(patches, (int)(n * g * g), K, v->patch_w, v->patch_b, W, w.ctx, W, w.pad);
     for (size_t i = 0; i < n; i++) {
         float *x = w.x + i * w.n_tok * W;
         for (int c = 0; c < W; c++)
@@ -232,7 +210,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         for (int p = 0; p < g * g; p++)
             for (int c = 0; c < W; c++)
                 x[(size_t)(p + 1) * W + c] =
-                    w.tmp[(i * g * g + p) * W + c] + v->pos[(size_t)(p + 1) * W + c];
+                    w.ctx[(i * g * g + p) * W + c] + v->pos[(size_t)(p + 1) * W + c];
     }
 
     for (int l = 0; l < v->dims.layers; l++)
@@ -253,7 +231,6 @@ out_free:
     free(w.t);
     free(w.qkv);
     free(w.ctx);
-    free(w.tmp);
     free(w.g1);
     free(w.g2);
     free(w.scores);

@@ -1,7 +1,8 @@
 /*
- * jc_linear: right against a double-precision product, and, where OpenBLAS is shape
- * invariant, bitwise the same for a row whatever rows surround it, where it sits and how
- * many threads run it (on other core types, equal to float rounding).
+ * jc_linear and jc_linear_add, with and without a bias: right against a double-precision
+ * product, and, where OpenBLAS is shape invariant, bitwise the same for a row whatever
+ * rows surround it, where it sits and how many threads run it (on other core types, equal
+ * to float rounding).
  */
 #include "testutil.h"
 
@@ -37,31 +38,47 @@ static const struct {
 
 #define ROWS 300
 
-static void check_shape(int in, int out)
+/* y = x w^T + b, or y = res + x w^T + b when adding; b may be NULL. */
+static void run(bool add, const float *x, int rows, int in, const float *w, const float *b,
+                int out, const float *res, float *y, float *scratch)
+{
+    if (add) {
+        memcpy(y, res, (size_t)rows * out * sizeof *y);
+        jc_linear_add(x, rows, in, w, b, out, y, out, scratch);
+    } else {
+        jc_linear(x, rows, in, w, b, out, y, out, scratch);
+    }
+}
+
+static void check_shape(int in, int out, bool add, bool bias)
 {
     float *x = malloc((size_t)ROWS * in * sizeof *x), *w = malloc((size_t)out * in * sizeof *w);
     float *b = malloc((size_t)out * sizeof *b), *all = malloc((size_t)ROWS * out * sizeof *all);
     float *part = malloc((size_t)ROWS * out * sizeof *part);
+    float *res = malloc((size_t)ROWS * out * sizeof *res);
     float *scratch = malloc(jc_linear_scratch(in, out) * sizeof *scratch);
     const bool bitwise = jc_blas_shape_invariant();
+    const char *what = add ? (bias ? "add, bias" : "add") : (bias ? "bias" : "no bias");
 
-    assert_non_null(x && w && b && all && part && scratch);
+    assert_non_null(x && w && b && all && part && res && scratch);
     for (size_t i = 0; i < (size_t)ROWS * in; i++)
         x[i] = uniform();
     for (size_t i = 0; i < (size_t)out * in; i++)
         w[i] = uniform() * 0.1f;
     for (int i = 0; i < out; i++)
-        b[i] = uniform();
+        b[i] = bias ? uniform() : 0.0f;
+    for (size_t i = 0; i < (size_t)ROWS * out; i++)
+        res[i] = uniform() * 4.0f;
 
     jc_set_threads(2);
-    jc_linear(x, ROWS, in, w, b, out, all, out, scratch);
+    run(add, x, ROWS, in, w, bias ? b : NULL, out, res, all, scratch);
     for (int r = 0; r < ROWS; r += 37)
         for (int c = 0; c < out; c += 3) {
-            double want = b[c];
+            double want = b[c] + (add ? res[(size_t)r * out + c] : 0.0);
             for (int k = 0; k < in; k++)
                 want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
             if (fabs(all[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
-                fail_msg("in %d out %d: y[%d][%d] = %.9g, want %.9g", in, out, r, c,
+                fail_msg("in %d out %d (%s): y[%d][%d] = %.9g, want %.9g", in, out, what, r, c,
                          all[(size_t)r * out + c], want);
         }
 
@@ -72,18 +89,19 @@ static void check_shape(int in, int out)
         assert_non_null(scratch);
         for (size_t s = 0; s < sizeof subs / sizeof *subs; s++) {
             int off = subs[s].off, n = subs[s].rows;
-            jc_linear(x + (size_t)off * in, n, in, w, b, out, part, out, scratch);
+            run(add, x + (size_t)off * in, n, in, w, bias ? b : NULL, out,
+                res + (size_t)off * out, part, scratch);
             const float *want = all + (size_t)off * out;
             if (bitwise) {
                 if (memcmp(part, want, (size_t)n * out * sizeof *part))
-                    fail_msg("in %d out %d: rows %d..%d on %d threads differ from the whole", in,
-                             out, off, off + n - 1, threads);
+                    fail_msg("in %d out %d (%s): rows %d..%d on %d threads differ from the whole",
+                             in, out, what, off, off + n - 1, threads);
                 continue;
             }
             for (size_t i = 0; i < (size_t)n * out; i++)
                 if (fabs(part[i] - want[i]) > 1e-5 * (1 + fabs(want[i])))
-                    fail_msg("in %d out %d: rows %d..%d on %d threads: %.9g vs %.9g", in, out, off,
-                             off + n - 1, threads, part[i], want[i]);
+                    fail_msg("in %d out %d (%s): rows %d..%d on %d threads: %.9g vs %.9g", in, out,
+                             what, off, off + n - 1, threads, part[i], want[i]);
         }
     }
     jc_set_threads(0);
@@ -92,6 +110,7 @@ static void check_shape(int in, int out)
     free(b);
     free(all);
     free(part);
+    free(res);
     free(scratch);
 }
 
@@ -102,7 +121,8 @@ static void test_linear_shapes(void **state)
            jc_blas_shape_invariant() ? "shape invariant, checked bitwise"
                                      : "not shape invariant, checked to rounding");
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        check_shape(shapes[i].in, shapes[i].out);
+        for (int mode = 0; mode < 4; mode++)
+            check_shape(shapes[i].in, shapes[i].out, mode & 2, mode & 1);
 }
 
 int main(int argc, char **argv)
