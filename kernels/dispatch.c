@@ -108,6 +108,8 @@ static void init_tables(void)
     table_avx2.gelu_mul = jc_gelu_mul_avx2;
     table_avx2.silu_mul = jc_silu_mul_avx2;
     table_avx2.attention = jc_attention_avx2;
+    table_avx2.rope = jc_rope_avx2;
+    table_avx2.mean_pool = jc_mean_pool_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
     table_avx512 = table_avx2;
@@ -119,6 +121,8 @@ static void init_tables(void)
     table_avx512.softmax_alibi_row = jc_softmax_alibi_row_avx512;
     table_avx512.softmax_scaled = jc_softmax_scaled_avx512;
     table_avx512.attention = jc_attention_avx512;
+    table_avx512.rope = jc_rope_avx512;
+    table_avx512.mean_pool = jc_mean_pool_avx512;
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
@@ -131,6 +135,8 @@ static void init_tables(void)
     table_neon.softmax = jc_softmax_neon;
     table_neon.softmax_scaled = jc_softmax_scaled_neon;
     table_neon.attention = jc_attention_neon;
+    table_neon.rope = jc_rope_neon;
+    table_neon.mean_pool = jc_mean_pool_neon;
 #endif
 }
 

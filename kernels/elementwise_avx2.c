@@ -126,3 +126,74 @@ void jc_silu_mul_avx2(float *y, const float *g, const float *u, int n)
                             silu_mul8(_mm256_maskload_ps(g + i, m), _mm256_maskload_ps(u + i, m)));
     }
 }
+
+/* x * c + swap(x) * s, with the products rounded first: the reference's bits. */
+static inline __m256 rope8(__m256 x, __m256 c, __m256 s)
+{
+    __m256 sw = _mm256_permute_ps(x, 0xB1); /* x[i ^ 1] */
+    return _mm256_add_ps(_mm256_mul_ps(x, c), _mm256_mul_ps(sw, s));
+}
+
+void jc_rope_avx2(float *x, const float *c, const float *s, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(
+            x + i, rope8(_mm256_loadu_ps(x + i), _mm256_loadu_ps(c + i), _mm256_loadu_ps(s + i)));
+    if (i < n) {
+        /* n is even, so a tail holds whole pairs */
+        __m256i m = tail_mask(n - i);
+        __m256 v = rope8(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(c + i, m),
+                         _mm256_maskload_ps(s + i, m));
+        _mm256_maskstore_ps(x + i, m, v);
+    }
+}
+
+/*
+ * Columns in blocks of 16 (four double vectors), rows added in order, so each column sees
+ * the reference's additions; then blocks of 4, then single columns.
+ */
+void jc_mean_pool_avx2(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                       int n)
+{
+    size_t count = 0;
+    for (size_t r = 0; r < rows; r++)
+        count += !mask || mask[r];
+    if (!count) {
+        for (int j = 0; j < n; j++)
+            out[j] = 0.0f;
+        return;
+    }
+    const __m256d vc = _mm256_set1_pd((double)count);
+    int j0 = 0;
+    for (; j0 + 16 <= n; j0 += 16) {
+        __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t r = 0; r < rows; r++) {
+            if (mask && !mask[r])
+                continue;
+            const float *row = x + r * ld + j0;
+            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(row)));
+            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_loadu_ps(row + 4)));
+            s2 = _mm256_add_pd(s2, _mm256_cvtps_pd(_mm_loadu_ps(row + 8)));
+            s3 = _mm256_add_pd(s3, _mm256_cvtps_pd(_mm_loadu_ps(row + 12)));
+        }
+        _mm_storeu_ps(out + j0, _mm256_cvtpd_ps(_mm256_div_pd(s0, vc)));
+        _mm_storeu_ps(out + j0 + 4, _mm256_cvtpd_ps(_mm256_div_pd(s1, vc)));
+        _mm_storeu_ps(out + j0 + 8, _mm256_cvtpd_ps(_mm256_div_pd(s2, vc)));
+        _mm_storeu_ps(out + j0 + 12, _mm256_cvtpd_ps(_mm256_div_pd(s3, vc)));
+    }
+    for (; j0 + 4 <= n; j0 += 4) {
+        __m256d s0 = _mm256_setzero_pd();
+        for (size_t r = 0; r < rows; r++)
+            if (!mask || mask[r])
+                s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(x + r * ld + j0)));
+        _mm_storeu_ps(out + j0, _mm256_cvtpd_ps(_mm256_div_pd(s0, vc)));
+    }
+    for (; j0 < n; j0++) {
+        double sum = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (!mask || mask[r])
+                sum += x[r * ld + j0];
+        out[j0] = (float)(sum / (double)count);
+    }
+}

@@ -140,3 +140,60 @@ void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int 
     }
     softmax_tail(s, n, _mm512_reduce_max_ps(vmax));
 }
+
+/* x * c + swap(x) * s, with the products rounded first: the reference's bits. */
+void jc_rope_avx512(float *x, const float *c, const float *s, int n)
+{
+    for (int i = 0; i < n; i += 16) {
+        /* n is even, so a tail holds whole pairs */
+        __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 sw = _mm512_permute_ps(v, 0xB1); /* x[i ^ 1] */
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, c + i)),
+                          _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, s + i)));
+        _mm512_mask_storeu_ps(x + i, m, v);
+    }
+}
+
+/*
+ * Columns in blocks of 32 (four double vectors), rows added in order, so each column sees
+ * the reference's additions; the last columns 8 at a time with masked loads and stores.
+ */
+void jc_mean_pool_avx512(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                         int n)
+{
+    size_t count = 0;
+    for (size_t r = 0; r < rows; r++)
+        count += !mask || mask[r];
+    if (!count) {
+        for (int j = 0; j < n; j++)
+            out[j] = 0.0f;
+        return;
+    }
+    const __m512d vc = _mm512_set1_pd((double)count);
+    int j0 = 0;
+    for (; j0 + 32 <= n; j0 += 32) {
+        __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t r = 0; r < rows; r++) {
+            if (mask && !mask[r])
+                continue;
+            const float *row = x + r * ld + j0;
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(row)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_loadu_ps(row + 8)));
+            s2 = _mm512_add_pd(s2, _mm512_cvtps_pd(_mm256_loadu_ps(row + 16)));
+            s3 = _mm512_add_pd(s3, _mm512_cvtps_pd(_mm256_loadu_ps(row + 24)));
+        }
+        _mm256_storeu_ps(out + j0, _mm512_cvtpd_ps(_mm512_div_pd(s0, vc)));
+        _mm256_storeu_ps(out + j0 + 8, _mm512_cvtpd_ps(_mm512_div_pd(s1, vc)));
+        _mm256_storeu_ps(out + j0 + 16, _mm512_cvtpd_ps(_mm512_div_pd(s2, vc)));
+        _mm256_storeu_ps(out + j0 + 24, _mm512_cvtpd_ps(_mm512_div_pd(s3, vc)));
+    }
+    for (; j0 < n; j0 += 8) {
+        __mmask8 m = n - j0 >= 8 ? 0xff : (__mmask8)((1u << (n - j0)) - 1);
+        __m512d s0 = _mm512_setzero_pd();
+        for (size_t r = 0; r < rows; r++)
+            if (!mask || mask[r])
+                s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + r * ld + j0)));
+        _mm256_mask_storeu_ps(out + j0, m, _mm512_cvtpd_ps(_mm512_div_pd(s0, vc)));
+    }
+}

@@ -124,3 +124,83 @@ void jc_silu_mul_neon(float *y, const float *g, const float *u, int n)
     if (i < n)
         store_tail(y + i, silu_mul4(load_tail(g + i, n - i), load_tail(u + i, n - i)), n - i);
 }
+
+/* x * c + swap(x) * s, with the products rounded first: the reference's bits. */
+void jc_rope_neon(float *x, const float *c, const float *s, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        float32x4_t sw = vrev64q_f32(v); /* x[i ^ 1] */
+        vst1q_f32(x + i,
+                  vaddq_f32(vmulq_f32(v, vld1q_f32(c + i)), vmulq_f32(sw, vld1q_f32(s + i))));
+    }
+    if (i < n) {
+        /* n is even, so the tail is one pair */
+        float32x2_t v = vld1_f32(x + i);
+        float32x2_t sw = vrev64_f32(v);
+        vst1_f32(x + i, vadd_f32(vmul_f32(v, vld1_f32(c + i)), vmul_f32(sw, vld1_f32(s + i))));
+    }
+}
+
+/* Adds 4 columns of a row, widened to double, to lo (columns 0, 1) and hi (2, 3). */
+static inline void add4_f64(float64x2_t *lo, float64x2_t *hi, const float *p)
+{
+    float32x4_t v = vld1q_f32(p);
+    *lo = vaddq_f64(*lo, vcvt_f64_f32(vget_low_f32(v)));
+    *hi = vaddq_f64(*hi, vcvt_high_f64_f32(v));
+}
+
+static inline void store4_mean(float *p, float64x2_t lo, float64x2_t hi, float64x2_t count)
+{
+    vst1q_f32(p, vcvt_high_f32_f64(vcvt_f32_f64(vdivq_f64(lo, count)), vdivq_f64(hi, count)));
+}
+
+/*
+ * Columns in blocks of 16 (eight double vectors), rows added in order, so each column sees
+ * the reference's additions; then blocks of 4, then single columns.
+ */
+void jc_mean_pool_neon(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                       int n)
+{
+    size_t count = 0;
+    for (size_t r = 0; r < rows; r++)
+        count += !mask || mask[r];
+    if (!count) {
+        for (int j = 0; j < n; j++)
+            out[j] = 0.0f;
+        return;
+    }
+    const float64x2_t vc = vdupq_n_f64((double)count);
+    int j0 = 0;
+    for (; j0 + 16 <= n; j0 += 16) {
+        float64x2_t s[8];
+        for (int k = 0; k < 8; k++)
+            s[k] = vdupq_n_f64(0);
+        for (size_t r = 0; r < rows; r++) {
+            if (mask && !mask[r])
+                continue;
+            const float *row = x + r * ld + j0;
+            add4_f64(&s[0], &s[1], row);
+            add4_f64(&s[2], &s[3], row + 4);
+            add4_f64(&s[4], &s[5], row + 8);
+            add4_f64(&s[6], &s[7], row + 12);
+        }
+        for (int k = 0; k < 4; k++)
+            store4_mean(out + j0 + 4 * k, s[2 * k], s[2 * k + 1], vc);
+    }
+    for (; j0 + 4 <= n; j0 += 4) {
+        float64x2_t lo = vdupq_n_f64(0), hi = lo;
+        for (size_t r = 0; r < rows; r++)
+            if (!mask || mask[r])
+                add4_f64(&lo, &hi, x + r * ld + j0);
+        store4_mean(out + j0, lo, hi, vc);
+    }
+    for (; j0 < n; j0++) {
+        double sum = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (!mask || mask[r])
+                sum += x[r * ld + j0];
+        out[j0] = (float)(sum / (double)count);
+    }
+}

@@ -10,6 +10,9 @@ void jc_layernorm_neon(float *y, const float *x, const float *w, const float *b,
 void jc_add_neon(float *y, const float *a, int n);
 void jc_gelu_mul_neon(float *y, const float *g, const float *u, int n);
 void jc_silu_mul_neon(float *y, const float *g, const float *u, int n);
+void jc_rope_neon(float *x, const float *c, const float *s, int n);
+void jc_mean_pool_neon(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
+                       int n);
 
 void jc_softmax_neon(float *s, int n);
 void jc_softmax_scaled_neon(float *s, int n, float scale);

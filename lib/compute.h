@@ -61,7 +61,7 @@ struct jc_seq {
  */
 struct jc_attention {
     float *qkv; /* [T, 3 dim]: each row holds its q, k and v (RoPE turns q and k in place) */
-    float *ctx;       /* [T, dim] */
+    float *ctx; /* [T, dim] */
     int dim, heads, head_dim;
     float scale;
     const float *slopes; /* [heads] symmetric ALiBi slopes, or NULL */

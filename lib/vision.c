@@ -56,7 +56,8 @@ int jc_vision_rope(struct jc_vision_tower *v, int grid)
             float f = 1.0f / powf(10000.0f, (float)(2 * m) / (float)half);
             float angle = (float)(i < quarter ? p / grid : p % grid) * f;
             float c = (float)cos((double)angle), sn = (float)sin((double)angle);
-            float *pc = v->rope_c + (size_t)p * hd + 2 * i, *ps = v->rope_s + (size_t)p * hd + 2 * i;
+            float *pc = v->rope_c + (size_t)p * hd + 2 * i,
+                  *ps = v->rope_s + (size_t)p * hd + 2 * i;
             pc[0] = pc[1] = c;
             ps[0] = -sn;
             ps[1] = sn;

@@ -109,6 +109,105 @@ static void check_table(const struct jc_kernels *k, const char *isa)
     }
 }
 
+/* RoPE tables in the slot's form for n / 2 angles: cos twice, then -sin and sin per pair. */
+static const int rope_sizes[] = {2, 6, 16, 22, 32, 64, 70, 128};
+#define ROPE_MAXN 128
+
+static void rope_tables(float *c, float *s, float *t, int n)
+{
+    for (int j = 0; j < n / 2; j++) {
+        /* positions up to a few hundred, as in a grid of patches */
+        t[j] = uniform(-300, 300);
+        c[2 * j] = c[2 * j + 1] = cosf(t[j]);
+        s[2 * j] = -sinf(t[j]);
+        s[2 * j + 1] = sinf(t[j]);
+    }
+}
+
+/* Mean pooling: a [rows, ld] matrix, rows and columns that do not fill a vector block. */
+static const int pool_rows[] = {1, 2, 7, 63, 64, 65, 197, 1000};
+static const int pool_ns[] = {1, 7, 16, 17, 64, 768, 1000};
+#define POOL_MAXR  1000
+#define POOL_MAXN  1000
+#define POOL_MAXLD (POOL_MAXN + 5)
+#define GUARD      8 /* floats past n that a kernel must leave alone */
+
+/*
+ * Rows of values of magnitudes 2^-10 .. 2^10, and in every third column 2^60 and -2^60 in
+ * the first two rows: in order they cancel before the rest is added, but a sum that took
+ * other rows first would have them absorbed by 2^60 and round to other bits.
+ */
+static void pool_matrix(float *x, int rows, int n, size_t ld)
+{
+    for (size_t i = 0; i < (size_t)rows * ld; i++)
+        x[i] = ldexpf(uniform(-1, 1), (int)uniform(-10, 10));
+    for (int j = 0; rows > 1 && j < n; j += 3) {
+        x[j] = 0x1p60f;
+        x[ld + j] = -0x1p60f;
+    }
+}
+
+/* pool mask kinds: 0 none, 1 some rows out (never all), 2 every row out */
+static const uint8_t *pool_mask(uint8_t *mask, int kind, int rows)
+{
+    for (int r = 0; r < rows; r++)
+        mask[r] = kind == 1 ? r % 5 != 2 && r % 11 != 3 : 0;
+    if (kind == 1)
+        mask[0] = 1;
+    return kind ? mask : NULL;
+}
+
+/* rope and mean_pool of one table give the reference's bits, and write nothing past n. */
+static void check_rope_pool(const struct jc_kernels *k, const char *isa)
+{
+    const struct jc_kernels *r = &jc_kernels_ref;
+    static float c[ROPE_MAXN], s[ROPE_MAXN], x[ROPE_MAXN], y1[ROPE_MAXN + GUARD],
+        y2[ROPE_MAXN + GUARD];
+    static float t[ROPE_MAXN / 2];
+    static uint8_t mask[POOL_MAXR];
+    static float o1[POOL_MAXN + GUARD], o2[POOL_MAXN + GUARD];
+
+    for (size_t si = 0; si < sizeof rope_sizes / sizeof *rope_sizes; si++) {
+        const int n = rope_sizes[si];
+        rope_tables(c, s, t, n);
+        fill(x, n, -4, 4);
+        fill(y1, ROPE_MAXN + GUARD, -1, 1);
+        memcpy(y2, y1, sizeof y2);
+        memcpy(y1, x, n * sizeof *x);
+        memcpy(y2, x, n * sizeof *x);
+        r->rope(y1, c, s, n);
+        k->rope(y2, c, s, n);
+        for (int i = 0; i < n + GUARD; i++)
+            if (memcmp(&y2[i], &y1[i], sizeof *y1))
+                fail_msg("%s rope n=%d [%d]: %.9g vs reference %.9g", isa, n, i, y2[i], y1[i]);
+    }
+
+    float *px = malloc((size_t)POOL_MAXR * POOL_MAXLD * sizeof(float));
+    assert_non_null(px);
+    for (size_t ri = 0; ri < sizeof pool_rows / sizeof *pool_rows; ri++)
+        for (size_t ni = 0; ni < sizeof pool_ns / sizeof *pool_ns; ni++) {
+            const int rows = pool_rows[ri], n = pool_ns[ni];
+            const size_t ld = (size_t)n + ((ri + ni) % 2 ? 5 : 0);
+            pool_matrix(px, rows, n, ld);
+            for (int kind = 0; kind < 3; kind++) {
+                const uint8_t *m = pool_mask(mask, kind, rows);
+                for (int j = 0; j < n + GUARD; j++)
+                    o1[j] = o2[j] = -7.0f;
+                r->mean_pool(o1, px, ld, m, (size_t)rows, n);
+                k->mean_pool(o2, px, ld, m, (size_t)rows, n);
+                for (int j = 0; j < n + GUARD; j++) {
+                    if (memcmp(&o2[j], &o1[j], sizeof *o1))
+                        fail_msg("%s mean_pool rows=%d n=%d ld=%zu mask %d [%d]: %.9g vs %.9g", isa,
+                                 rows, n, ld, kind, j, o2[j], o1[j]);
+                    if (kind == 2 && j < n && memcmp(&o2[j], &(float){0.0f}, sizeof(float)))
+                        fail_msg("%s mean_pool rows=%d n=%d: no row counts, yet [%d] is %.9g", isa,
+                                 rows, n, j, o2[j]);
+                }
+            }
+        }
+    free(px);
+}
+
 /* Attention: one head of a packed [L, 3 dim] qkv matrix, dim = 2 hd, the second head. */
 static const int attn_lens[] = {1, 2, 7, 63, 64, 65, 197, 1000};
 static const int attn_hds[] = {16, 22, 32, 64}; /* 22: the tails of a dim not a multiple of 4 */
@@ -302,6 +401,62 @@ static void test_attention_reference(void **state)
     attn_free(&c);
 }
 
+/*
+ * The reference rope against the rotation in double (within 1e-6 of the pair's norm: cancelling
+ * pairs have no relative bound), and the reference mean_pool against a naive double mean.
+ */
+static void test_rope_pool_reference(void **state)
+{
+    static float c[ROPE_MAXN], s[ROPE_MAXN], x[ROPE_MAXN], y[ROPE_MAXN];
+    static float t[ROPE_MAXN / 2];
+    static uint8_t mask[POOL_MAXR];
+    static float out[POOL_MAXN];
+    (void)state;
+
+    for (size_t si = 0; si < sizeof rope_sizes / sizeof *rope_sizes; si++) {
+        const int n = rope_sizes[si];
+        rope_tables(c, s, t, n);
+        fill(x, n, -4, 4);
+        memcpy(y, x, n * sizeof *x);
+        jc_kernels_ref.rope(y, c, s, n);
+        for (int j = 0; j < n / 2; j++) {
+            double a = x[2 * j], b = x[2 * j + 1], ct = cos(t[j]), st = sin(t[j]);
+            double want[2] = {a * ct - b * st, b * ct + a * st}, norm = hypot(a, b);
+            for (int e = 0; e < 2; e++)
+                if (!(fabs(y[2 * j + e] - want[e]) <= 1e-6 * norm))
+                    fail_msg("ref rope n=%d [%d]: %.9g vs %.9g", n, 2 * j + e, y[2 * j + e],
+                             want[e]);
+        }
+    }
+
+    float *px = malloc((size_t)POOL_MAXR * POOL_MAXLD * sizeof(float));
+    assert_non_null(px);
+    for (size_t ri = 0; ri < sizeof pool_rows / sizeof *pool_rows; ri++)
+        for (size_t ni = 0; ni < sizeof pool_ns / sizeof *pool_ns; ni++) {
+            const int rows = pool_rows[ri], n = pool_ns[ni];
+            const size_t ld = (size_t)n + ((ri + ni) % 2 ? 0 : 3);
+            pool_matrix(px, rows, n, ld);
+            for (int kind = 0; kind < 3; kind++) {
+                const uint8_t *m = pool_mask(mask, kind, rows);
+                jc_kernels_ref.mean_pool(out, px, ld, m, (size_t)rows, n);
+                for (int j = 0; j < n; j++) {
+                    double sum = 0;
+                    int count = 0;
+                    for (int i = 0; i < rows; i++)
+                        if (!m || m[i]) {
+                            sum += px[(size_t)i * ld + j];
+                            count++;
+                        }
+                    float want = count ? (float)(sum / count) : 0.0f;
+                    if (memcmp(&out[j], &want, sizeof want))
+                        fail_msg("ref mean_pool rows=%d n=%d mask %d [%d]: %.9g vs %.9g", rows, n,
+                                 kind, j, out[j], want);
+                }
+            }
+        }
+    free(px);
+}
+
 static void test_tables(void **state)
 {
     int checked = 0;
@@ -314,6 +469,7 @@ static void test_tables(void **state)
         }
         check_table(k, isas[i]);
         check_attention(k, isas[i]);
+        check_rope_pool(k, isas[i]);
         printf("%s: %d kernels specialised, all within bounds\n", isas[i],
                jc_kernels_specialised(k));
         checked++;
@@ -349,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_attention_reference),
+        cmocka_unit_test(test_rope_pool_reference),
         cmocka_unit_test(test_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
