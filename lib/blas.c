@@ -221,8 +221,7 @@ static bool probe_same(const float *c, int ldc, const float *ref, int ldref, int
  * C[m, n] = bias + a b^T (beta 1 on C filled with bias[0..n)) or a b^T (beta 0), as
  * jc_linear calls it with and without a bias.
  */
-static void probe_call(int m, int n, const float *a, const float *b, const float *bias,
-                       float *c)
+static void probe_call(int m, int n, const float *a, const float *b, const float *bias, float *c)
 {
     if (bias)
         for (int i = 0; i < m; i++)

@@ -278,8 +278,8 @@ static void free_block(void *p, int job, int thread)
         return;
     }
     float beta = start_block(l, y, l->ldy, nr, c0, nc);
-    jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in,
-             l->w + (size_t)c0 * l->in, l->in, beta, y, l->ldy);
+    jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in, l->w + (size_t)c0 * l->in,
+             l->in, beta, y, l->ldy);
 }
 
 /* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */

@@ -172,8 +172,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         jc_malloc(jc_attention_scratch(v->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
     w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.g1 || !w.g2 || !w.scores ||
-        !w.pad) {
+    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.g1 || !w.g2 || !w.scores || !w.pad) {
         rc = JC_ENOMEM;
         goto out_free;
     }

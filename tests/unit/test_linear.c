@@ -39,8 +39,8 @@ static const struct {
 #define ROWS 300
 
 /* y = x w^T + b, or y = res + x w^T + b when adding; b may be NULL. */
-static void run(bool add, const float *x, int rows, int in, const float *w, const float *b,
-                int out, const float *res, float *y, float *scratch)
+static void run(bool add, const float *x, int rows, int in, const float *w, const float *b, int out,
+                const float *res, float *y, float *scratch)
 {
     if (add) {
         memcpy(y, res, (size_t)rows * out * sizeof *y);
@@ -89,8 +89,8 @@ static void check_shape(int in, int out, bool add, bool bias)
         assert_non_null(scratch);
         for (size_t s = 0; s < sizeof subs / sizeof *subs; s++) {
             int off = subs[s].off, n = subs[s].rows;
-            run(add, x + (size_t)off * in, n, in, w, bias ? b : NULL, out,
-                res + (size_t)off * out, part, scratch);
+            run(add, x + (size_t)off * in, n, in, w, bias ? b : NULL, out, res + (size_t)off * out,
+                part, scratch);
             const float *want = all + (size_t)off * out;
             if (bitwise) {
                 if (memcmp(part, want, (size_t)n * out * sizeof *part))
