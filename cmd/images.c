@@ -181,11 +181,19 @@ void image_list_release(struct image_list *p)
 
 /* ---- the decoder thread -------------------------------------------------------------- */
 
+/*
+ * A batch in the making. The decoder thread opens it and decodes its images one at a time;
+ * the main thread, when it is waiting for this very batch (the first one, or when decoding
+ * falls behind), takes images of it too, so the start of a run decodes on two cores. Each
+ * image goes to its own place; whoever finishes the last one packs the good ones in order.
+ */
 struct slot {
     struct image_batch b;
     float *pixels;
     char **err;
-    bool ready;
+    bool *good;
+    size_t next, done; /* images taken, images finished */
+    bool open, ready;
 };
 
 struct pipeline {
@@ -217,28 +225,61 @@ static void reason_free(char *r)
         free(r);
 }
 
-static void decode_batch(struct pipeline *pl, struct slot *s)
+static void decode_one(struct pipeline *pl, struct slot *s, size_t i)
+{
+    const size_t per = 3 * (size_t)pl->size * pl->size;
+    const char *path = pl->list->v[s->b.start + i];
+    struct jc_image img;
+
+    s->err[i] = NULL;
+    s->good[i] = false;
+    if (pl->list->why[s->b.start + i]) {
+        s->err[i] = reason(pl->list->why[s->b.start + i]);
+        return;
+    }
+    if (jc_image_load(path, pl->max_pixels, &img) < 0) {
+        s->err[i] = reason(jc_errmsg());
+        return;
+    }
+    if (jc_image_preprocess(&img, pl->size, pl->mean, pl->std, s->pixels + i * per) < 0)
+        s->err[i] = reason(jc_errmsg());
+    else
+        s->good[i] = true;
+    jc_image_release(&img);
+}
+
+/* Packs the good images of a finished batch to the front, in order. */
+static void pack(struct pipeline *pl, struct slot *s)
 {
     const size_t per = 3 * (size_t)pl->size * pl->size;
     s->b.n_good = 0;
-    for (size_t i = 0; i < s->b.n; i++) {
-        const char *path = pl->list->v[s->b.start + i];
-        struct jc_image img;
-        s->err[i] = NULL;
-        if (pl->list->why[s->b.start + i]) {
-            s->err[i] = reason(pl->list->why[s->b.start + i]);
-            continue;
-        }
-        if (jc_image_load(path, pl->max_pixels, &img) < 0) {
-            s->err[i] = reason(jc_errmsg());
-            continue;
-        }
-        if (jc_image_preprocess(&img, pl->size, pl->mean, pl->std, s->pixels + s->b.n_good * per) <
-            0)
-            s->err[i] = reason(jc_errmsg());
-        else
+    for (size_t i = 0; i < s->b.n; i++)
+        if (s->good[i]) {
+            if (s->b.n_good != i)
+                memmove(s->pixels + s->b.n_good * per, s->pixels + i * per, per * sizeof(float));
             s->b.n_good++;
-        jc_image_release(&img);
+        }
+}
+
+/*
+ * Decodes images of the open batch in s until none is left to take; called and returns
+ * with pl->lock held. The thread that finishes the last image packs the batch.
+ */
+static void help(struct pipeline *pl, struct slot *s)
+{
+    while (s->open && s->next < s->b.n) {
+        size_t i = s->next++;
+        pthread_mutex_unlock(&pl->lock);
+        decode_one(pl, s, i);
+        pthread_mutex_lock(&pl->lock);
+        if (++s->done == s->b.n) {
+            s->open = false;
+            pthread_mutex_unlock(&pl->lock);
+            pack(pl, s);
+            pthread_mutex_lock(&pl->lock);
+            s->ready = true;
+            pthread_cond_broadcast(&pl->cond);
+        }
     }
 }
 
@@ -246,23 +287,21 @@ static void *decoder(void *arg)
 {
     struct pipeline *pl = arg;
     size_t total = pl->list->n;
+    pthread_mutex_lock(&pl->lock);
     for (size_t k = 0, start = 0; start < total; k++, start += pl->batch) {
         struct slot *s = &pl->slot[k % 2];
-        pthread_mutex_lock(&pl->lock);
-        while (s->ready && !pl->stop)
+        while ((s->ready || s->open) && !pl->stop)
             pthread_cond_wait(&pl->cond, &pl->lock);
-        bool stop = pl->stop;
-        pthread_mutex_unlock(&pl->lock);
-        if (stop)
+        if (pl->stop)
             break;
         s->b.start = start;
         s->b.n = total - start < pl->batch ? total - start : pl->batch;
-        decode_batch(pl, s);
-        pthread_mutex_lock(&pl->lock);
-        s->ready = true;
-        pthread_cond_broadcast(&pl->cond);
-        pthread_mutex_unlock(&pl->lock);
+        s->next = s->done = 0;
+        s->open = true;
+        pthread_cond_broadcast(&pl->cond); /* the main thread may be waiting to help */
+        help(pl, s);
     }
+    pthread_mutex_unlock(&pl->lock);
     return NULL;
 }
 
@@ -282,9 +321,10 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
     for (int i = 0; i < 2; i++) {
         pl.slot[i].pixels = malloc(batch * per * sizeof(float));
         pl.slot[i].err = calloc(batch, sizeof(char *));
+        pl.slot[i].good = calloc(batch, sizeof(bool));
         pl.slot[i].b.pixels = pl.slot[i].pixels;
         pl.slot[i].b.err = (const char *const *)pl.slot[i].err;
-        if (!pl.slot[i].pixels || !pl.slot[i].err) {
+        if (!pl.slot[i].pixels || !pl.slot[i].err || !pl.slot[i].good) {
             error("out of memory for a batch of %zu images", batch);
             goto out_free;
         }
@@ -297,8 +337,12 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
     for (size_t k = 0, start = 0; ok && start < list->n; k++, start += batch) {
         struct slot *s = &pl.slot[k % 2];
         pthread_mutex_lock(&pl.lock);
-        while (!s->ready)
-            pthread_cond_wait(&pl.cond, &pl.lock);
+        while (!s->ready) {
+            if (s->open && s->b.start == start)
+                help(&pl, s);
+            if (!s->ready)
+                pthread_cond_wait(&pl.cond, &pl.lock);
+        }
         pthread_mutex_unlock(&pl.lock);
         ok = fn(ctx, &s->b);
         for (size_t i = 0; i < s->b.n; i++) {
@@ -322,6 +366,7 @@ out_free:
             reason_free(pl.slot[i].err[j]);
         free(pl.slot[i].pixels);
         free(pl.slot[i].err);
+        free(pl.slot[i].good);
     }
     return ok;
 }
