@@ -45,6 +45,12 @@ void jc_linear_add(const float *x, int rows, int in, const float *w, const float
 size_t jc_linear_scratch(int in, int out);
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);
 
+/*
+ * Rows per chunk to cut `rows` into as few chunks of at most `most` rows as it takes, all
+ * of about one size: no short last chunk to run a GEMM of its own.
+ */
+size_t jc_chunk_rows(size_t rows, size_t most);
+
 /* A sequence in a packed token matrix. */
 struct jc_seq {
     size_t off, len;

@@ -348,6 +348,12 @@ void jc_linear_add(const float *x, int rows, int in, const float *w, const float
     linear(x, rows, in, w, b, out, y, ldy, true, scratch);
 }
 
+size_t jc_chunk_rows(size_t rows, size_t most)
+{
+    size_t chunks = (rows + most - 1) / most;
+    return chunks ? (rows + chunks - 1) / chunks : 0;
+}
+
 int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)
 {
     if (nq > INT_MAX || nc > INT_MAX || d > INT_MAX)

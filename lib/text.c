@@ -12,8 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MLP_ROWS 2048 /* token rows per feed-forward chunk */
-#define EW_ROWS  64   /* token rows per elementwise job */
+/*
+ * Most token rows per feed-forward chunk: a batch of 256 captions is one chunk; past
+ * MLP_ONE_CHUNK tokens, chunks of MLP_ROWS keep the 2I-wide activations of a long text
+ * small.
+ */
+#define MLP_ONE_CHUNK 4096
+#define MLP_ROWS      2048
+#define EW_ROWS       64 /* token rows per elementwise job */
 
 struct text_ws {
     const struct jc_text_tower *t;
@@ -27,13 +33,13 @@ struct text_ws {
     float *h;      /* [T, D] */
     float *qkv;    /* [T, 3D] */
     float *ctx;    /* [T, D] */
-    float *u;      /* [MLP_ROWS, 2I] */
-    float *y;      /* [MLP_ROWS, I] */
+    float *u;      /* [chunk, 2I] */
+    float *y;      /* [chunk, I] */
     float *scores; /* jc_attention scratch */
     float *pad;    /* jc_linear scratch */
     /* per-phase arguments */
     const float *ln_w, *ln_b;
-    size_t rows0, rows;
+    size_t rows0, rows, chunk;
 };
 
 /* h = LN(h) on rows [rows0, rows0 + rows): the residual is already in h. */
@@ -84,8 +90,8 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
     layernorm(w, 0, T, l->ln1_w, l->ln1_b);
 
     /* The feed-forward runs in row chunks so its 2I-wide activations stay small. */
-    for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
-        size_t rows = T - r0 < MLP_ROWS ? T - r0 : MLP_ROWS;
+    for (size_t r0 = 0; r0 < T; r0 += w->chunk) {
+        size_t rows = T - r0 < w->chunk ? T - r0 : w->chunk;
         jc_linear(w->h + r0 * D, (int)rows, D, l->wg, NULL, 2 * I, w->u, 2 * I, w->pad);
         w->rows = rows;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), glu_job, w);
@@ -154,7 +160,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         }
         off += lens[s];
     }
-    size_t chunk = w.T < MLP_ROWS ? w.T : MLP_ROWS;
+    size_t chunk = w.chunk = jc_chunk_rows(w.T, w.T <= MLP_ONE_CHUNK ? MLP_ONE_CHUNK : MLP_ROWS);
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
     w.h = jc_malloc(w.T * D * sizeof(float), "text activations");

@@ -12,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MLP_ROWS 2048 /* token rows per MLP chunk */
-#define EW_ROWS  64   /* token rows per elementwise job */
+/*
+ * Most token rows per MLP chunk: 32 images are one chunk, so each weight matrix is packed
+ * once per thread per layer; [8192, Hm] twice is the MLP's memory.
+ */
+#define MLP_ROWS 8192
+#define EW_ROWS  64 /* token rows per elementwise job */
 
 struct vision_ws {
     const struct jc_vision_tower *v;
@@ -27,13 +31,13 @@ struct vision_ws {
     float *t;       /* [T, W] normed input of a sublayer; also im2col patches */
     float *qkv;     /* [T, 3W] */
     float *ctx;     /* [T, W] attention output; first the patch embeddings */
-    float *g1, *g2; /* [MLP_ROWS, Hm] */
+    float *g1, *g2; /* [chunk, Hm] */
     float *scores, *pad;
     /* per-phase arguments */
     const float *ln_w, *ln_b;
     const float *src;
     float *dst;
-    size_t rows0, rows;
+    size_t rows0, rows, chunk;
     int n;
 };
 
@@ -119,8 +123,8 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
     jc_linear_add(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->x, W, w->pad);
 
     layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b);
-    for (size_t r0 = 0; r0 < T; r0 += MLP_ROWS) {
-        size_t rows = T - r0 < MLP_ROWS ? T - r0 : MLP_ROWS;
+    for (size_t r0 = 0; r0 < T; r0 += w->chunk) {
+        size_t rows = T - r0 < w->chunk ? T - r0 : w->chunk;
         jc_linear(w->t + r0 * W, (int)rows, W, b->w1, b->b1, Hm, w->g1, Hm, w->pad);
         jc_linear(w->t + r0 * W, (int)rows, W, b->w2, b->b2, Hm, w->g2, Hm, w->pad);
         w->rows = rows;
@@ -154,7 +158,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.n_tok = g * g + 1;
     w.T = n * (size_t)w.n_tok;
 
-    size_t T = w.T, chunk = T < MLP_ROWS ? T : MLP_ROWS;
+    size_t T = w.T, chunk = w.chunk = jc_chunk_rows(T, MLP_ROWS);
     w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
     if (!w.seqs)
         return JC_ENOMEM;

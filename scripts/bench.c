@@ -54,9 +54,22 @@ static double image_flops(const struct jc_vision_dims *v)
                         4 * T * T * W);
 }
 
-static double peak;
+/*
+ * The SGEMM peak is measured before every workload and once more at the end, and every
+ * row is set against the best of those: a host that is busy for a while lowers one sample,
+ * not the reference. Rows wait for the last sample before they are printed.
+ */
+static double peak, peak_low = 1e30;
+static int peak_samples, peak_threads;
 
-/* Rows wait for the second peak measurement, so each is set against the better of two. */
+static void sample_peak(void)
+{
+    double g = jc_blas_peak_gflops(peak_threads, 2048);
+    peak = g > peak ? g : peak;
+    peak_low = g < peak_low ? g : peak_low;
+    peak_samples++;
+}
+
 static struct bench_row {
     const char *name, *unit;
     double value, flops_per_s; /* flops_per_s < 0: no efficiency to show */
@@ -65,6 +78,7 @@ static int n_rows;
 
 static void row(const char *name, double value, const char *unit, double flops_per_s)
 {
+    sample_peak(); /* after this row's workload, before the next one's */
     if (n_rows < (int)(sizeof rows / sizeof *rows))
         rows[n_rows++] = (struct bench_row){name, unit, value, flops_per_s};
 }
@@ -192,7 +206,8 @@ int main(int argc, char **argv)
     jc_blas_fix_coretype(argv);
     jc_set_threads(0);
     int threads = jc_threads();
-    peak = jc_blas_peak_gflops(threads, 2048);
+    peak_threads = threads;
+    sample_peak();
     if (jc_model_open(&m, dir, JC_LOAD_TEXT | JC_LOAD_VISION) < 0 || jc_model_info(m, &in) < 0)
         die(dir);
     jc_model_preprocess(m, &size, mean, std);
@@ -214,7 +229,7 @@ int main(int argc, char **argv)
     double fi = image_flops(&in.vision);
     double t1 = time_images(m, pixels, 1, 5);
     row("images, batch 1, from pixels", 1 / t1, "images/s", fi / t1);
-    double t32 = time_images(m, pixels, 32, 2);
+    double t32 = time_images(m, pixels, 32, 4);
     row("images, batch 32, from pixels", 32 / t32, "images/s", 32 * fi / t32);
     free(pixels);
 
@@ -222,7 +237,7 @@ int main(int argc, char **argv)
     double fc = text_flops(&in.text, 16);
     double c1 = time_texts(m, 1, 16, 10);
     row("captions (16 tokens), batch 1", 1 / c1, "captions/s", fc / c1);
-    double c256 = time_texts(m, 256, 16, 2);
+    double c256 = time_texts(m, 256, 16, 4);
     row("captions (16 tokens), batch 256", 256 / c256, "captions/s", 256 * fc / c256);
     double t512 = time_texts(m, 1, 512, 2);
     row("one 512-token text", t512 * 1e3, "ms", text_flops(&in.text, 512) / t512);
@@ -284,13 +299,9 @@ int main(int argc, char **argv)
     }
     row("process start to first caption embedding", best * 1e3, "ms", -1);
 
-    double again = jc_blas_peak_gflops(threads, 2048);
-    double first = peak;
-    if (again > peak)
-        peak = again;
     printf("%-44s %12s %-10s %7s\n", "workload", "throughput", "unit", "of peak");
-    printf("%-44s %12.2f %-10s %6.1f%%   (best of %.2f at the start, %.2f at the end)\n",
-           "OpenBLAS SGEMM 2048^3", peak, "GFLOP/s", 100.0, first, again);
+    printf("%-44s %12.2f %-10s %6.1f%%   (best of %d samples between the rows, lowest %.2f)\n",
+           "OpenBLAS SGEMM 2048^3", peak, "GFLOP/s", 100.0, peak_samples, peak_low);
     print_rows();
     return 0;
 }
