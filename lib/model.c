@@ -436,10 +436,37 @@ int jc_model_open(struct jc_model **out, const char *dir, unsigned what)
     return 0;
 }
 
+int jc_workspace_carve(struct jc_workspace *ws, const size_t *bytes, float **out, size_t n,
+                       const char *what)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t b = (bytes[i] + 63) & ~(size_t)63;
+        if (b < bytes[i] || total + b < total)
+            return jc_fail(JC_ENOMEM, "out of memory: %s would need more than SIZE_MAX bytes",
+                           what);
+        total += b;
+    }
+    if (total > ws->cap) {
+        free(ws->mem);
+        ws->cap = 0;
+        if (!(ws->mem = aligned_alloc(64, total)))
+            return jc_fail(JC_ENOMEM, "out of memory allocating %zu bytes for %s", total, what);
+        ws->cap = total;
+    }
+    char *p = ws->mem;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (float *)p;
+        p += (bytes[i] + 63) & ~(size_t)63;
+    }
+    return 0;
+}
+
 void jc_model_free(struct jc_model *m)
 {
     if (!m)
         return;
+    free(m->ws.mem);
     if (m->have_st)
         jc_st_release(&m->st);
     jc_tokenizer_free(m->tok);

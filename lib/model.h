@@ -62,8 +62,23 @@ struct jc_preprocess {
     float mean[3], std[3];
 };
 
+/*
+ * Activation memory kept between calls, so a run of batches takes its pages from the
+ * kernel once rather than once a batch; it grows to the largest call and is freed with
+ * the model. Buffers are carved from it 64-byte aligned.
+ */
+struct jc_workspace {
+    void *mem;
+    size_t cap;
+};
+
+/* Room for `n` buffers of bytes[i]; sets out[i] to each. JC_ENOMEM (reported) if not. */
+int jc_workspace_carve(struct jc_workspace *ws, const size_t *bytes, float **out, size_t n,
+                       const char *what);
+
 struct jc_model {
     char *dir;
+    struct jc_workspace ws; /* the towers' activations */
     unsigned loaded;
     struct jc_config cfg;
     struct jc_st st;

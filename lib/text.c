@@ -163,19 +163,30 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     size_t chunk = w.chunk = jc_chunk_rows(w.T, w.T <= MLP_ONE_CHUNK ? MLP_ONE_CHUNK : MLP_ROWS);
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
-    w.h = jc_malloc(w.T * D * sizeof(float), "text activations");
-    w.qkv = jc_malloc(w.T * 3 * D * sizeof(float), "text activations");
-    w.ctx = jc_malloc(w.T * D * sizeof(float), "text activations");
-    w.u = jc_malloc(chunk * 2 * I * sizeof(float), "text activations");
-    w.y = jc_malloc(chunk * I * sizeof(float), "text activations");
-    w.scores =
-        jc_malloc(jc_attention_scratch(t->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
-    w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.h || !w.qkv || !w.ctx || !w.u || !w.y || !w.scores || !w.pad) {
+    const size_t f = sizeof(float), bytes[] = {
+                                        w.T * D * f,       /* h */
+                                        w.T * 3 * D * f,   /* qkv */
+                                        w.T * D * f,       /* ctx */
+                                        chunk * 2 * I * f, /* u */
+                                        chunk * I * f,     /* y */
+                                        jc_attention_scratch(t->dims.head_dim) * f,
+                                        jc_linear_scratch_max(shapes, 4) * f,
+                                    };
+    float *buf[7];
+    if (!w.jobs) {
         rc = JC_ENOMEM;
         goto out_free;
     }
+    if ((rc = jc_workspace_carve(&m->ws, bytes, buf, 7, "text activations")) < 0)
+        goto out_free;
+    w.h = buf[0];
+    w.qkv = buf[1];
+    w.ctx = buf[2];
+    w.u = buf[3];
+    w.y = buf[4];
+    w.scores = buf[5];
+    w.pad = buf[6];
     w.attn = (struct jc_attention){
         .qkv = w.qkv,
         .ctx = w.ctx,
@@ -215,12 +226,5 @@ out_free:
     free(w.seqs);
     free(w.mask);
     free(w.jobs);
-    free(w.h);
-    free(w.qkv);
-    free(w.ctx);
-    free(w.u);
-    free(w.y);
-    free(w.scores);
-    free(w.pad);
     return rc;
 }

@@ -166,20 +166,32 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         w.seqs[i] = (struct jc_seq){i * (size_t)w.n_tok, (size_t)w.n_tok, false};
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, v->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
-    w.x = jc_malloc(T * W * sizeof(float), "image activations");
-    w.t = jc_malloc(T * (W > K ? W : K) * sizeof(float), "image activations");
-    w.qkv = jc_malloc(T * 3 * W * sizeof(float), "image activations");
-    w.ctx = jc_malloc(T * W * sizeof(float), "image activations");
-    w.g1 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
-    w.g2 = jc_malloc(chunk * w.Hm * sizeof(float), "image activations");
-    w.scores =
-        jc_malloc(jc_attention_scratch(v->dims.head_dim) * sizeof(float), "attention scratch");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
-    w.pad = jc_malloc(jc_linear_scratch_max(shapes, 4) * sizeof(float), "GEMM scratch");
-    if (!w.jobs || !w.x || !w.t || !w.qkv || !w.ctx || !w.g1 || !w.g2 || !w.scores || !w.pad) {
+    const size_t f = sizeof(float), bytes[] = {
+                                        T * W * f,               /* x */
+                                        T * (W > K ? W : K) * f, /* t */
+                                        T * 3 * W * f,           /* qkv */
+                                        T * W * f,               /* ctx */
+                                        chunk * w.Hm * f,        /* g1 */
+                                        chunk * w.Hm * f,        /* g2 */
+                                        jc_attention_scratch(v->dims.head_dim) * f,
+                                        jc_linear_scratch_max(shapes, 4) * f,
+                                    };
+    float *buf[8];
+    if (!w.jobs) {
         rc = JC_ENOMEM;
         goto out_free;
     }
+    if ((rc = jc_workspace_carve(&m->ws, bytes, buf, 8, "image activations")) < 0)
+        goto out_free;
+    w.x = buf[0];
+    w.t = buf[1];
+    w.qkv = buf[2];
+    w.ctx = buf[3];
+    w.g1 = buf[4];
+    w.g2 = buf[5];
+    w.scores = buf[6];
+    w.pad = buf[7];
     w.attn = (struct jc_attention){
         .qkv = w.qkv,
         .ctx = w.ctx,
@@ -231,13 +243,5 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
 out_free:
     free(w.seqs);
     free(w.jobs);
-    free(w.x);
-    free(w.t);
-    free(w.qkv);
-    free(w.ctx);
-    free(w.g1);
-    free(w.g2);
-    free(w.scores);
-    free(w.pad);
     return rc;
 }
