@@ -131,6 +131,9 @@ struct jc_model;
  * safetensors header and every tensor of the requested towers (name, dtype, shape, byte
  * range) before any weight is touched. On success *out is the model (free with
  * jc_model_free). On failure *out is NULL.
+ *
+ * One thread at a time: the embedding calls share one thread pool, and a model keeps its
+ * activation memory between calls (so it holds the largest batch's until it is freed).
  */
 int jc_model_open(struct jc_model **out, const char *dir, unsigned what);
 void jc_model_free(struct jc_model *m);
