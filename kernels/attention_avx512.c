@@ -94,10 +94,10 @@ INLINE void update(const struct work *w, int g0, int nk)
     for (int t = 0; t < nk; t++)
         mt = _mm512_max_ps(mt, _mm512_loadu_ps(w->st + (size_t)t * QR + g0));
     __m512 mold = _mm512_loadu_ps(w->m + g0), mnew = _mm512_max_ps(mold, mt);
-    __m512 corr = exp512(_mm512_sub_ps(mold, mnew)); /* 0 on the first tile: exp(-inf) */
+    __m512 corr = exp512_neg(_mm512_sub_ps(mold, mnew)); /* 0 on the first tile: exp(-inf) */
     for (int t = 0; t < nk; t++) {
         float *p = w->st + (size_t)t * QR + g0;
-        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(p), mnew));
+        __m512 e = exp512_neg(_mm512_sub_ps(_mm512_loadu_ps(p), mnew));
         _mm512_storeu_ps(p, e);
         sum = _mm512_add_ps(sum, e);
     }

@@ -30,4 +30,27 @@ static inline __m512 exp512(__m512 x)
     return _mm512_mask_mov_ps(v, over, _mm512_set1_ps(INFINITY));
 }
 
+/*
+ * exp for x <= 0 (or -inf): the same reduction and polynomial as exp512, with the scaling
+ * by 2^n done by scalef, which also gives exactly 0 once the result is below the floats
+ * (x < -103.9), so no range masks are needed. x is clamped at -1000 so -inf gives 0.
+ * Bitwise equal to exp512 wherever that result is a normal float.
+ */
+static inline __m512 exp512_neg(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-1000.0f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, fx);
+}
+
 #endif
