@@ -35,8 +35,8 @@ struct vision_ws {
     float *scores, *pad;
     /* per-phase arguments */
     const float *ln_w, *ln_b;
-    const float *src;
-    float *dst;
+    float *src, *dst;
+    const float *bias;
     size_t rows0, rows, chunk;
     int n;
 };
@@ -69,7 +69,10 @@ int jc_vision_rope(struct jc_vision_tower *v, int grid)
     return 0;
 }
 
-/* dst = LN(src) over n columns, rows [rows0, rows0 + rows). */
+/*
+ * dst = LN(src) over n columns, rows [rows0, rows0 + rows); then src += bias when a bias
+ * is given: the bias of the GEMM that will add into src, applied while the row is in cache.
+ */
 static void ln_job(void *arg, int j, int thread)
 {
     struct vision_ws *w = arg;
@@ -77,13 +80,16 @@ static void ln_job(void *arg, int j, int thread)
     (void)thread;
     if (r1 > w->rows0 + w->rows)
         r1 = w->rows0 + w->rows;
-    for (size_t r = r0; r < r1; r++)
+    for (size_t r = r0; r < r1; r++) {
         w->k->layernorm(w->dst + r * w->n, w->src + r * w->n, w->ln_w, w->ln_b, w->n,
                         w->v->dims.eps);
+        if (w->bias)
+            w->k->add(w->src + r * w->n, w->bias, w->n);
+    }
 }
 
-static void layernorm(struct vision_ws *w, float *dst, const float *src, size_t rows, int n,
-                      const float *lw, const float *lb)
+static void layernorm(struct vision_ws *w, float *dst, float *src, size_t rows, int n,
+                      const float *lw, const float *lb, const float *then_bias)
 {
     w->dst = dst;
     w->src = src;
@@ -92,6 +98,7 @@ static void layernorm(struct vision_ws *w, float *dst, const float *src, size_t 
     w->n = n;
     w->ln_w = lw;
     w->ln_b = lb;
+    w->bias = then_bias;
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
@@ -114,15 +121,17 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
     const int W = w->W, Hm = w->Hm;
     const size_t T = w->T;
 
-    layernorm(w, w->t, w->x, T, W, b->ln1_w, b->ln1_b);
+    /* The residual stream takes proj's bias here and w3's after LN2, so the GEMMs that
+     * add into it need no pass of their own for it. */
+    layernorm(w, w->t, w->x, T, W, b->ln1_w, b->ln1_b, b->bproj);
     jc_linear(w->t, (int)T, W, b->wq, b->q_bias, W, w->qkv, 3 * W, w->pad);
     jc_linear(w->t, (int)T, W, b->wk, NULL, W, w->qkv + W, 3 * W, w->pad);
     jc_linear(w->t, (int)T, W, b->wv, b->v_bias, W, w->qkv + 2 * W, 3 * W, w->pad);
     jc_attention(&w->attn, w->jobs, w->scores);
-    layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b);
-    jc_linear_add(w->ctx, (int)T, W, b->wproj, b->bproj, W, w->x, W, w->pad);
+    layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b, NULL);
+    jc_linear_add(w->ctx, (int)T, W, b->wproj, NULL, W, w->x, W, w->pad);
 
-    layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b);
+    layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b, b->b3);
     for (size_t r0 = 0; r0 < T; r0 += w->chunk) {
         size_t rows = T - r0 < w->chunk ? T - r0 : w->chunk;
         jc_linear(w->t + r0 * W, (int)rows, W, b->w1, b->b1, Hm, w->g1, Hm, w->pad);
@@ -131,7 +140,7 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
         w->ln_w = b->ffn_ln_w;
         w->ln_b = b->ffn_ln_b;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), swiglu_job, w);
-        jc_linear_add(w->g1, (int)rows, Hm, b->w3, b->b3, W, w->x + r0 * W, W, w->pad);
+        jc_linear_add(w->g1, (int)rows, Hm, b->w3, NULL, W, w->x + r0 * W, W, w->pad);
     }
 }
 
