@@ -6,7 +6,7 @@ CFLAGS   ?= -O2 -g
 JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
-LDLIBS   += -lopenblas -lutf8proc -lcjson -lcurl -lm -lpthread
+LDLIBS   += -lopenblas -lutf8proc -lcjson -lm -lpthread
 BUILD    ?= build
 
 LIB_SRC    := $(sort $(wildcard lib/*.c))

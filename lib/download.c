@@ -17,9 +17,14 @@
 #include "internal.h"
 #include "sha256.h"
 
+/* the names are called through pointers (libcurl below), not the typecheck macros */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -240,6 +245,95 @@ static int find_token(struct session *s)
     return 0;
 }
 
+/* ---- libcurl ------------------------------------------------------------------------ */
+
+/*
+ * libcurl is loaded when a download starts, not linked: it brings some 30 libraries (TLS,
+ * Kerberos, LDAP, ...) whose loading and relocation would otherwise cost every jclip process,
+ * including the commands that never download, several milliseconds at start-up.
+ */
+#define LIBCURL_SONAME "libcurl.so.4"
+
+static struct libcurl {
+    CURLcode (*global_init)(long flags);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+    CURLcode (*easy_perform)(CURL *curl);
+    void (*easy_cleanup)(CURL *curl);
+    const char *(*easy_strerror)(CURLcode code);
+    char *(*easy_escape)(CURL *curl, const char *s, int length);
+    void (*free)(void *p);
+    struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
+    void (*slist_free_all)(struct curl_slist *list);
+    CURLU *(*url)(void);
+    void (*url_cleanup)(CURLU *u);
+    CURLUcode (*url_get)(const CURLU *u, CURLUPart what, char **part, unsigned int flags);
+    CURLUcode (*url_set)(CURLU *u, CURLUPart what, const char *part, unsigned int flags);
+} libcurl;
+
+static const struct {
+    const char *name;
+    size_t off; /* of its pointer in struct libcurl */
+} libcurl_syms[] = {
+    {"curl_global_init", offsetof(struct libcurl, global_init)},
+    {"curl_global_cleanup", offsetof(struct libcurl, global_cleanup)},
+    {"curl_easy_init", offsetof(struct libcurl, easy_init)},
+    {"curl_easy_setopt", offsetof(struct libcurl, easy_setopt)},
+    {"curl_easy_perform", offsetof(struct libcurl, easy_perform)},
+    {"curl_easy_cleanup", offsetof(struct libcurl, easy_cleanup)},
+    {"curl_easy_strerror", offsetof(struct libcurl, easy_strerror)},
+    {"curl_easy_escape", offsetof(struct libcurl, easy_escape)},
+    {"curl_free", offsetof(struct libcurl, free)},
+    {"curl_slist_append", offsetof(struct libcurl, slist_append)},
+    {"curl_slist_free_all", offsetof(struct libcurl, slist_free_all)},
+    {"curl_url", offsetof(struct libcurl, url)},
+    {"curl_url_cleanup", offsetof(struct libcurl, url_cleanup)},
+    {"curl_url_get", offsetof(struct libcurl, url_get)},
+    {"curl_url_set", offsetof(struct libcurl, url_set)},
+};
+
+static pthread_once_t libcurl_once = PTHREAD_ONCE_INIT;
+static char libcurl_error[512]; /* why loading failed; empty once libcurl is usable */
+
+static void libcurl_open(void)
+{
+    void *h = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    const char *why;
+
+    if (!h) {
+        why = dlerror();
+        snprintf(libcurl_error, sizeof libcurl_error, "%s", why ? why : "dlopen failed");
+        return;
+    }
+    for (size_t i = 0; i < sizeof libcurl_syms / sizeof *libcurl_syms; i++) {
+        dlerror();
+        void *f = dlsym(h, libcurl_syms[i].name);
+        if (!f) {
+            why = dlerror();
+            snprintf(libcurl_error, sizeof libcurl_error, "%s",
+                     why ? why : "a function is missing");
+            memset(&libcurl, 0, sizeof libcurl);
+            dlclose(h);
+            return;
+        }
+        /* POSIX: a function's address from dlsym fits a function pointer */
+        memcpy((char *)&libcurl + libcurl_syms[i].off, &f, sizeof f);
+    }
+    /* never closed: libcurl stays loaded until the process exits */
+}
+
+/* Loads libcurl once per process; JC_EIO, and the loader's reason, when it cannot. */
+static int libcurl_load(void)
+{
+    pthread_once(&libcurl_once, libcurl_open);
+    if (*libcurl_error)
+        return jc_fail(JC_EIO,
+                       "cannot load libcurl (" LIBCURL_SONAME "), which jclip download needs: %s",
+                       libcurl_error);
+    return 0;
+}
+
 /* ---- HTTP ---------------------------------------------------------------------------- */
 
 static void resp_reset(struct resp *r)
@@ -342,36 +436,36 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 /* Whether two URLs have the same scheme, host and port: the token goes to the endpoint only. */
 static bool same_origin(const char *a, const char *b)
 {
-    CURLU *ua = curl_url(), *ub = curl_url();
+    CURLU *ua = libcurl.url(), *ub = libcurl.url();
     bool same = false;
-    if (ua && ub && !curl_url_set(ua, CURLUPART_URL, a, 0) &&
-        !curl_url_set(ub, CURLUPART_URL, b, 0)) {
+    if (ua && ub && !libcurl.url_set(ua, CURLUPART_URL, a, 0) &&
+        !libcurl.url_set(ub, CURLUPART_URL, b, 0)) {
         static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
         same = true;
         for (size_t i = 0; same && i < 3; i++) {
             char *pa = NULL, *pb = NULL;
-            same = !curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) &&
-                   !curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) && !strcasecmp(pa, pb);
-            curl_free(pa);
-            curl_free(pb);
+            same = !libcurl.url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) &&
+                   !libcurl.url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) && !strcasecmp(pa, pb);
+            libcurl.free(pa);
+            libcurl.free(pb);
         }
     }
-    curl_url_cleanup(ua);
-    curl_url_cleanup(ub);
+    libcurl.url_cleanup(ua);
+    libcurl.url_cleanup(ub);
     return same;
 }
 
 /* `ref` (a Location) resolved against `base`; malloc'd, NULL on failure. */
 static char *resolve_url(const char *base, const char *ref)
 {
-    CURLU *u = curl_url();
+    CURLU *u = libcurl.url();
     char *s = NULL, *out = NULL;
-    if (u && !curl_url_set(u, CURLUPART_URL, base, 0) &&
-        !curl_url_set(u, CURLUPART_URL, ref, CURLU_NON_SUPPORT_SCHEME) &&
-        !curl_url_get(u, CURLUPART_URL, &s, 0))
+    if (u && !libcurl.url_set(u, CURLUPART_URL, base, 0) &&
+        !libcurl.url_set(u, CURLUPART_URL, ref, CURLU_NON_SUPPORT_SCHEME) &&
+        !libcurl.url_get(u, CURLUPART_URL, &s, 0))
         out = strdup(s);
-    curl_free(s);
-    curl_url_cleanup(u);
+    libcurl.free(s);
+    libcurl.url_cleanup(u);
     return out;
 }
 
@@ -382,43 +476,45 @@ static struct curl_slist *headers_for(struct session *s, const char *url, long l
     char buf[4200];
 
     /* sizes must be the stored bytes, not a compressed transfer's */
-    if (!(h = curl_slist_append(NULL, "Accept-Encoding: identity")))
+    if (!(h = libcurl.slist_append(NULL, "Accept-Encoding: identity")))
         return NULL;
     if (s->token && same_origin(url, s->endpoint)) {
         snprintf(buf, sizeof buf, "Authorization: Bearer %s", s->token);
-        if (!(t = curl_slist_append(h, buf)))
+        if (!(t = libcurl.slist_append(h, buf)))
             goto out_free;
         h = t;
     }
     if (range_from > 0) {
         snprintf(buf, sizeof buf, "Range: bytes=%lld-", range_from);
-        if (!(t = curl_slist_append(h, buf)))
+        if (!(t = libcurl.slist_append(h, buf)))
             goto out_free;
         h = t;
     }
     return h;
 out_free:
-    curl_slist_free_all(h);
+    libcurl.slist_free_all(h);
     return NULL;
 }
 
 /* The host of a URL, for messages: a CDN's signed URLs are too long to show. */
 static const char *host_of(const char *url, char *buf, size_t cap)
 {
-    CURLU *u = curl_url();
+    CURLU *u = libcurl.url();
     char *h = NULL;
     snprintf(buf, cap, "%s", url);
-    if (u && !curl_url_set(u, CURLUPART_URL, url, 0) && !curl_url_get(u, CURLUPART_HOST, &h, 0))
+    if (u && !libcurl.url_set(u, CURLUPART_URL, url, 0) &&
+        !libcurl.url_get(u, CURLUPART_HOST, &h, 0))
         snprintf(buf, cap, "%s", h);
-    curl_free(h);
-    curl_url_cleanup(u);
+    libcurl.free(h);
+    libcurl.url_cleanup(u);
     return buf;
 }
 
 /* "curl error 7: Failed to connect to ... : Connection refused" */
 static const char *curl_why(struct session *s, CURLcode c, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "curl error %d: %s", (int)c, *s->errbuf ? s->errbuf : curl_easy_strerror(c));
+    snprintf(buf, cap, "curl error %d: %s", (int)c,
+             *s->errbuf ? s->errbuf : libcurl.easy_strerror(c));
     return buf;
 }
 
@@ -475,15 +571,15 @@ static int head(struct session *s, struct file *f, char *commit, size_t cap)
             goto out_free;
         }
         *s->errbuf = '\0';
-        curl_easy_setopt(s->curl, CURLOPT_URL, url);
-        curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(s->curl, CURLOPT_NOBODY, 1L);
-        curl_easy_setopt(s->curl, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, &r);
-        curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, discard);
-        CURLcode c = curl_easy_perform(s->curl);
-        curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(h);
+        libcurl.easy_setopt(s->curl, CURLOPT_URL, url);
+        libcurl.easy_setopt(s->curl, CURLOPT_HTTPHEADER, h);
+        libcurl.easy_setopt(s->curl, CURLOPT_NOBODY, 1L);
+        libcurl.easy_setopt(s->curl, CURLOPT_FOLLOWLOCATION, 0L);
+        libcurl.easy_setopt(s->curl, CURLOPT_HEADERDATA, &r);
+        libcurl.easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, discard);
+        CURLcode c = libcurl.easy_perform(s->curl);
+        libcurl.easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+        libcurl.slist_free_all(h);
         if (c != CURLE_OK) {
             rc = jc_fail(JC_EIO, "%s: cannot reach the Hub (HF_ENDPOINT %s): %s", f->url,
                          s->endpoint, curl_why(s, c, why, sizeof why));
@@ -665,26 +761,26 @@ static int get(struct session *s, const struct file *f, struct xfer *x)
     if (!h)
         return jc_fail(JC_ENOMEM, "out of memory");
     if (lseek(x->fd, x->off, SEEK_SET) < 0) {
-        curl_slist_free_all(h);
+        libcurl.slist_free_all(h);
         return jc_fail(JC_EIO, "cannot seek in '%s': %s", x->path, strerror(errno));
     }
     resp_reset(&x->r);
     *s->errbuf = '\0';
-    curl_easy_setopt(s->curl, CURLOPT_URL, f->location);
-    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(s->curl, CURLOPT_NOBODY, 0L);
-    curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(s->curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(s->curl, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
-    curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_get_header);
-    curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, x);
+    libcurl.easy_setopt(s->curl, CURLOPT_URL, f->location);
+    libcurl.easy_setopt(s->curl, CURLOPT_HTTPHEADER, h);
+    libcurl.easy_setopt(s->curl, CURLOPT_NOBODY, 0L);
+    libcurl.easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
+    libcurl.easy_setopt(s->curl, CURLOPT_FOLLOWLOCATION, 1L);
+    libcurl.easy_setopt(s->curl, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    libcurl.easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_get_header);
+    libcurl.easy_setopt(s->curl, CURLOPT_HEADERDATA, x);
+    libcurl.easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_data);
+    libcurl.easy_setopt(s->curl, CURLOPT_WRITEDATA, x);
     report(x, JC_DL_START);
-    CURLcode c = curl_easy_perform(s->curl);
-    curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_slist_free_all(h);
+    CURLcode c = libcurl.easy_perform(s->curl);
+    libcurl.easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+    libcurl.easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
+    libcurl.slist_free_all(h);
 
     if (*x->err)
         return jc_fail(x->unusable ? JC_EFORMAT : JC_EIO, "%s: %s", f->url, x->err);
@@ -931,14 +1027,14 @@ static int check_opts(const struct session *s, const char *const *files)
  */
 static char *resolve_url_of(struct session *s, const char *rev, const char *file)
 {
-    char *erev = curl_easy_escape(s->curl, rev, 0), *out;
+    char *erev = libcurl.easy_escape(s->curl, rev, 0), *out;
 
     if (!erev) {
         jc_fail(JC_ENOMEM, "out of memory");
         return NULL;
     }
     out = xasprintf("%s/%s/resolve/%s/%s", s->endpoint, s->repo, erev, file);
-    curl_free(erev);
+    libcurl.free(erev);
     return out;
 }
 
@@ -992,28 +1088,30 @@ int jc_download(const struct jc_download_opts *o, char **snapshot)
         rc = JC_ENOMEM;
         goto out_cache;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if ((rc = libcurl_load()) < 0)
+        goto out_files;
+    if (libcurl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         rc = jc_fail(JC_EIO, "cannot initialise libcurl");
         goto out_files;
     }
-    if (!(s.curl = curl_easy_init())) {
+    if (!(s.curl = libcurl.easy_init())) {
         rc = jc_fail(JC_EIO, "cannot initialise libcurl");
         goto out_global;
     }
-    curl_easy_setopt(s.curl, CURLOPT_USERAGENT, "jclip/" JCLIP_VERSION);
-    curl_easy_setopt(s.curl, CURLOPT_ERRORBUFFER, s.errbuf);
-    curl_easy_setopt(s.curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(s.curl, CURLOPT_HEADERFUNCTION, on_header);
+    libcurl.easy_setopt(s.curl, CURLOPT_USERAGENT, "jclip/" JCLIP_VERSION);
+    libcurl.easy_setopt(s.curl, CURLOPT_ERRORBUFFER, s.errbuf);
+    libcurl.easy_setopt(s.curl, CURLOPT_NOSIGNAL, 1L);
+    libcurl.easy_setopt(s.curl, CURLOPT_HEADERFUNCTION, on_header);
     /* a dead connection fails instead of hanging: 10 s to connect, 60 s without a byte */
-    curl_easy_setopt(s.curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    libcurl.easy_setopt(s.curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    libcurl.easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    libcurl.easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, 60L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(s.curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    libcurl.easy_setopt(s.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    libcurl.easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
-    curl_easy_setopt(s.curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    curl_easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    libcurl.easy_setopt(s.curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    libcurl.easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 
     /*
@@ -1067,9 +1165,9 @@ int jc_download(const struct jc_download_opts *o, char **snapshot)
     snap = NULL;
     rc = 0;
 out_curl:
-    curl_easy_cleanup(s.curl);
+    libcurl.easy_cleanup(s.curl);
 out_global:
-    curl_global_cleanup();
+    libcurl.global_cleanup();
 out_files:
     for (int i = 0; i < n; i++) {
         free(files[i].url);

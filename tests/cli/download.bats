@@ -307,6 +307,33 @@ download() {
     [ ! -e "$HF_HOME" ]
 }
 
+@test "a libcurl that cannot be loaded fails the download only, in one line" {
+    # found first on LD_LIBRARY_PATH, a libcurl.so.4 that is not a library: dlopen fails
+    mkdir "$BATS_TEST_TMPDIR/lib"
+    : > "$BATS_TEST_TMPDIR/lib/libcurl.so.4"
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" download
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "jclip download: cannot load libcurl (libcurl.so.4), which jclip download needs: "*"libcurl.so.4: file too short" ]]
+    [ ! -e "$HF_HOME" ]
+    # the other commands do not need it
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" run --separate-stderr "$JCLIP" --version
+    [ "$status" -eq 0 ]
+}
+
+@test "a libcurl.so.4 without libcurl's functions fails the download in one line" {
+    command -v cc > /dev/null || skip "no C compiler to build the stand-in library"
+    mkdir "$BATS_TEST_TMPDIR/lib"
+    echo 'int not_curl;' | cc -shared -fPIC -x c -o "$BATS_TEST_TMPDIR/lib/libcurl.so.4" -
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" download
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "jclip download: cannot load libcurl (libcurl.so.4), which jclip download needs: "*"undefined symbol: curl_global_init" ]]
+    [ ! -e "$HF_HOME" ]
+}
+
 @test "--cache and HF_HUB_CACHE choose the cache" {
     start_hub
     HF_HUB_CACHE="$BATS_TEST_TMPDIR/hubcache" download
