@@ -164,14 +164,20 @@ download() {
     start_hub
     locks="$HF_HOME/hub/.locks/models--jinaai--jina-clip-v1"
     mkdir -p "$locks"
-    # holds the lock for a second, as huggingface_hub's filelock (flock) would
-    flock "$locks/$SHA.lock" -c "touch '$BATS_TEST_TMPDIR/held'; sleep 1" 3>&- &
+    err="$BATS_TEST_TMPDIR/err"
+    : >"$err"
+    # holds the lock as huggingface_hub's filelock (flock) would, until jclip says it waits
+    # for it (however slowly jclip starts: under valgrind it takes seconds)
+    flock "$locks/$SHA.lock" -c "touch '$BATS_TEST_TMPDIR/held'
+        for i in \$(seq 1200); do grep -q 'downloading it; waiting' '$err' && break; sleep 0.1; done" 3>&- &
+    holder=$!
     for i in $(seq 50); do
         [ -e "$BATS_TEST_TMPDIR/held" ] && break
         sleep 0.1
     done
     [ -e "$BATS_TEST_TMPDIR/held" ]
-    download --progress
+    run --separate-stderr bash -c "timeout 150 \"\$JCLIP\" download --progress 2> >(tee '$err' >&2)"
+    wait "$holder"
     [ "$status" -eq 0 ]
     [[ "$stderr" == *"jclip download: model.safetensors: another process is downloading it; waiting"* ]]
     cmp "$SNAP/model.safetensors" "$MODEL/model.safetensors"
