@@ -43,3 +43,20 @@ assert_no_tmp_files() {
 norm() {
     echo "$1" | jq '[.[] | . * .] | add | sqrt'
 }
+
+# Two embed-image or embed-text JSON-lines outputs are the same: to the bit where OpenBLAS is
+# shape-invariant (jclip info says so), else path for path within 1e-6 in every component
+# (jclip(1), Threads: on Haswell's kernels a row's last bits can follow its place in the batch).
+same_embeddings() {
+    if "$JCLIP" info -m "$MODEL" | grep -q 'shape-invariant'; then
+        [ "$1" = "$2" ]
+        return
+    fi
+    local f='(.path // .text // "") + " " + (.embedding | map(tostring) | join(" "))'
+    [ "$(echo "$1" | wc -l)" -eq "$(echo "$2" | wc -l)" ] &&
+        paste -d' ' <(echo "$1" | jq -r "$f") <(echo "$2" | jq -r "$f") | awk '{
+            n = NF / 2
+            if ($1 != $(n + 1)) exit 1
+            for (i = 2; i <= n; i++) { d = $i - $(i + n); if (d > 1e-6 || d < -1e-6) exit 1 }
+        }'
+}
