@@ -17,10 +17,10 @@ load helper
     run --separate-stderr "$JCLIP" embed-text -m "$MODEL" "a dog" "astronaut" "a dog"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 3 ]
-    [ "${lines[0]}" = "${lines[2]}" ]
+    same_embeddings "${lines[0]}" "${lines[2]}"
     [ "${lines[0]}" != "${lines[1]}" ]
     single=$("$JCLIP" embed-text -m "$MODEL" "astronaut")
-    [ "$single" = "${lines[1]}" ]
+    same_embeddings "$single" "${lines[1]}"
 }
 
 @test "stdin lines and '-' give the same vectors as arguments" {

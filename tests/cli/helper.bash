@@ -44,7 +44,8 @@ norm() {
     echo "$1" | jq '[.[] | . * .] | add | sqrt'
 }
 
-# Two embed-image or embed-text JSON-lines outputs are the same: to the bit where OpenBLAS is
+# Two embed-image or embed-text JSON-lines outputs (arrays, or objects with an embedding)
+# are the same: to the bit where OpenBLAS is
 # shape-invariant (jclip info says so), else path for path within 1e-6 in every component
 # (jclip(1), Threads: on Haswell's kernels a row's last bits can follow its place in the batch).
 same_embeddings() {
@@ -52,7 +53,8 @@ same_embeddings() {
         [ "$1" = "$2" ]
         return
     fi
-    local f='(.path // .text // "") + " " + (.embedding | map(tostring) | join(" "))'
+    local f='if type == "array" then "- " + (map(tostring) | join(" "))
+             else (.path // "-") + " " + (.embedding | map(tostring) | join(" ")) end'
     [ "$(echo "$1" | wc -l)" -eq "$(echo "$2" | wc -l)" ] &&
         paste -d' ' <(echo "$1" | jq -r "$f") <(echo "$2" | jq -r "$f") | awk '{
             n = NF / 2
