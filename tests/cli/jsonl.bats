@@ -285,14 +285,14 @@ jclip embed-text: warning: stdin line 7: invalid UTF-8 (1 sequence) replaced by 
     pid=$!
     exec 7> "$fifo"
     echo '{"id":1,"text":"first"}' >&7
-    for i in $(seq 100); do
+    for i in $(seq 600); do
         [ -s "$BATS_TEST_TMPDIR/out" ] && break
         sleep 0.1
     done
     [ "$(wc -l < "$BATS_TEST_TMPDIR/out")" -eq 1 ]
     # a bad record behind nothing pending is answered at once too
     echo 'oops' >&7
-    for i in $(seq 100); do
+    for i in $(seq 600); do
         [ "$(grep -c . "$BATS_TEST_TMPDIR/out")" -ge 3 ] && break
         sleep 0.1
     done
@@ -310,7 +310,7 @@ jclip embed-text: warning: stdin line 7: invalid UTF-8 (1 sequence) replaced by 
     pid=$!
     exec 7> "$fifo"
     echo "{\"id\":1,\"image\":\"$IMAGES/coffee.png\"}" >&7
-    for i in $(seq 100); do
+    for i in $(seq 600); do
         [ -s "$BATS_TEST_TMPDIR/out" ] && break
         sleep 0.1
     done
