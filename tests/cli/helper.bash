@@ -44,12 +44,17 @@ norm() {
     echo "$1" | jq '[.[] | . * .] | add | sqrt'
 }
 
+# Whether this OpenBLAS gives every row the same bits whatever the batch (jclip info says).
+shape_invariant() {
+    "$JCLIP" info -m "$MODEL" | grep -q 'shape-invariant'
+}
+
 # Two embed-image or embed-text JSON-lines outputs (arrays, or objects with an embedding)
 # are the same: to the bit where OpenBLAS is
 # shape-invariant (jclip info says so), else path for path within 1e-6 in every component
 # (jclip(1), Threads: on Haswell's kernels a row's last bits can follow its place in the batch).
 same_embeddings() {
-    if "$JCLIP" info -m "$MODEL" | grep -q 'shape-invariant'; then
+    if shape_invariant; then
         [ "$1" = "$2" ]
         return
     fi
@@ -66,7 +71,7 @@ same_embeddings() {
 # Two JSON-lines record outputs (--jsonl) are the same: cmp where OpenBLAS is shape-invariant,
 # else the same records but for the embeddings, and those as same_embeddings has them.
 same_records() {
-    if "$JCLIP" info -m "$MODEL" | grep -q 'shape-invariant'; then
+    if shape_invariant; then
         cmp "$1" "$2"
         return
     fi
