@@ -81,6 +81,16 @@ int jc_blas_fix_coretype(char **argv)
     /* OpenBLAS chose its kernels when it was loaded; only a fresh process can change them. */
     if (setenv("OPENBLAS_CORETYPE", want, 1) < 0)
         return jc_fail(JC_EIO, "cannot set OPENBLAS_CORETYPE: %s", strerror(errno));
+    /*
+     * The binary by its own path: under valgrind, /proc/self/exe itself names valgrind's
+     * tool, while readlink() gives the program's path.
+     */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (size_t)n < sizeof self - 1) {
+        self[n] = '\0';
+        execv(self, argv);
+    }
     execv("/proc/self/exe", argv);
     int rc =
         jc_fail(JC_EIO, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want, strerror(errno));
