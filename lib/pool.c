@@ -218,7 +218,10 @@ static float start_block(const struct linear_job *l, float *c, int ldc, int nr, 
     return 1.0f;
 }
 
-/* A block of nr < m rows computed in an m-row buffer pc (row stride nc), then copied out. */
+/*
+ * A block of nr < m rows computed in an m-row buffer pc (row stride nc), readied as
+ * start_block readies C in place, then copied out; the padding rows are zeros.
+ */
 static void padded_block(const struct linear_job *l, const float *x, float *pad, int m, int r0,
                          int nr, int c0, int nc)
 {
@@ -227,20 +230,12 @@ static void padded_block(const struct linear_job *l, const float *x, float *pad,
 
     memcpy(px, x, (size_t)nr * l->in * sizeof *px);
     memset(px + (size_t)nr * l->in, 0, (size_t)(m - nr) * l->in * sizeof *px);
-    for (int r = 0; r < m; r++) {
-        float *row = pc + (size_t)r * nc;
-        if (l->acc && r < nr)
-            memcpy(row, y + (size_t)r * l->ldy, (size_t)nc * sizeof *row);
-        else if (l->b && !l->acc)
-            memcpy(row, l->b + c0, (size_t)nc * sizeof *row);
-        else
-            memset(row, 0, (size_t)nc * sizeof *row);
-    }
-    if (l->acc && l->b)
+    memset(pc, 0, (size_t)m * nc * sizeof *pc);
+    if (l->acc)
         for (int r = 0; r < nr; r++)
-            jc_kernels()->add(pc + (size_t)r * nc, l->b + c0, nc);
-    jc_sgemm(true, m, nc, l->in, 1.0f, px, l->in, l->w + (size_t)c0 * l->in, l->in,
-             l->acc || l->b ? 1.0f : 0.0f, pc, nc);
+            memcpy(pc + (size_t)r * nc, y + (size_t)r * l->ldy, (size_t)nc * sizeof *pc);
+    float beta = start_block(l, pc, nc, nr, c0, nc);
+    jc_sgemm(true, m, nc, l->in, 1.0f, px, l->in, l->w + (size_t)c0 * l->in, l->in, beta, pc, nc);
     for (int r = 0; r < nr; r++)
         memcpy(y + (size_t)r * l->ldy, pc + (size_t)r * nc, (size_t)nc * sizeof *y);
 }
