@@ -1,12 +1,15 @@
 /*
  * AVX-512 attention: up to JC_ATTN_ROWS query rows at a time against tiles of BK keys.
  *
- * Scores are computed transposed, 16 query rows to a register: q is packed once per pass
- * as qt[d][row], and each key's q.k over d is an FMA of a qt row with the broadcast k[d],
- * read in place. So the running max, the correction exp(m_old - m_new) and the running sum
- * are plain vertical operations over 16 rows, with no horizontal reduction anywhere. The
- * weights go to a small tile, then each group of 4 rows accumulates p v with v rows read in
- * place (4 zmm per row for hd 64) into an L1-resident accumulator.
+ * Scores are computed transposed, 16 query rows to a register: q is gathered once per pass
+ * as qt[d][row], and each key's q.k over d is an FMA of a qt row with the broadcast k[d].
+ * So the running max, the correction exp(m_old - m_new) and the running sum are plain
+ * vertical operations over 16 rows, with no horizontal reduction anywhere. The weights go
+ * to a small tile, then each group of 4 rows accumulates p v (4 zmm per v row for hd 64)
+ * into an L1-resident accumulator.
+ *
+ * Keys and values are read in place while a head's fit in L2 (up to PACK_LEN rows: every
+ * image); past that each tile is first copied out and the next one prefetched (pack).
  *
  * Every row's arithmetic is the same whichever group or pass it falls in: the dot product
  * runs over d in order, the max and sum over the tile's keys in order, tiles from key 0.
@@ -20,6 +23,7 @@
 #define QR JC_ATTN_ROWS /* query rows per pass */
 #define BK 32           /* keys per tile */
 #define NJ 8            /* keys per score micro-tile */
+#define PACK_LEN 1024   /* longer sequences have their tiles of k and v packed */
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -33,6 +37,8 @@ struct work {
     float *bias; /* [BK] padding bias per key of the tile */
     float *kt;   /* [BK][hd] the tile's keys, packed */
     float *vt;   /* [BK][hd] the tile's values, packed */
+    const float *tk, *tv; /* the tile's keys and values: kt and vt, or in place */
+    size_t ldt;           /* their row stride */
 };
 
 static inline __mmask16 tail(int n)
@@ -52,7 +58,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 #pragma GCC unroll 8
     for (int c = 0; c < NJ; c++) {
         int t = jj + c < nk ? jj + c : nk - 1;
-        kp[c] = w->kt + (size_t)t * hd;
+        kp[c] = w->tk + (size_t)t * w->ldt;
         s[0][c] = s[1][c] = _mm512_setzero_ps();
     }
     for (int d = 0; d < hd; d++) {
@@ -124,7 +130,7 @@ INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int N
                 _mm512_mul_ps(_mm512_maskz_loadu_ps(u == NV - 1 ? last : 0xffff, acc + 16 * u), cr);
     }
     for (int t = 0; t < nk; t++) {
-        const float *v = w->vt + (size_t)t * hd + d0;
+        const float *v = w->tv + (size_t)t * w->ldt + d0;
         const float *p = w->st + (size_t)t * QR + r;
         __m512 vv[4];
 #pragma GCC unroll 4
@@ -193,13 +199,20 @@ INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int
 }
 
 /* Query rows rp .. rp + nr (nr <= QR) against every key. */
-INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int nr, const int hd)
+INLINE void pass(const struct jc_attn_head *a, struct work *w, int rp, int nr, const int hd)
 {
     const int ng = (nr + 15) / 16, lanes = 16 * ng;
 
-    for (int d = 0; d < hd; d++)
-        for (int r = 0; r < lanes; r++)
-            w->qt[(size_t)d * QR + r] = r < nr ? a->q[(size_t)(rp + r) * a->ld + d] : 0.0f;
+    const __m512i rows = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(a->ld));
+    for (int g = 0; g < ng; g++) {
+        const float *q = a->q + (size_t)(rp + 16 * g) * a->ld;
+        const __mmask16 live = tail(nr - 16 * g);
+        for (int d = 0; d < hd; d++)
+            _mm512_storeu_ps(w->qt + (size_t)d * QR + 16 * g,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, rows, q + d, 4));
+    }
     for (int r = 0; r < lanes; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
@@ -211,7 +224,16 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
         const int nk = a->len - j0 < BK ? a->len - j0 : BK;
         for (int t = 0; t < nk; t++)
             w->bias[t] = a->mask && !a->mask[j0 + t] ? -10000.0f : 0.0f;
-        pack(a, w, j0, nk, hd);
+        if (a->len > PACK_LEN) {
+            pack(a, w, j0, nk, hd);
+            w->tk = w->kt;
+            w->tv = w->vt;
+            w->ldt = (size_t)hd;
+        } else {
+            w->tk = a->k + (size_t)j0 * a->ld;
+            w->tv = a->v + (size_t)j0 * a->ld;
+            w->ldt = (size_t)a->ld;
+        }
         int g = 0;
         for (; g + 2 <= ng; g += 2)
             for (int jj = 0; jj < nk; jj += NJ)

@@ -209,9 +209,10 @@ static void check_rope_pool(const struct jc_kernels *k, const char *isa)
 }
 
 /* Attention: one head of a packed [L, 3 dim] qkv matrix, dim = 2 hd, the second head. */
-static const int attn_lens[] = {1, 2, 7, 63, 64, 65, 197, 1000};
+/* 1100: past the length from which the AVX-512 kernel packs its tiles of k and v */
+static const int attn_lens[] = {1, 2, 7, 63, 64, 65, 197, 1000, 1100};
 static const int attn_hds[] = {16, 22, 32, 64}; /* 22: the tails of a dim not a multiple of 4 */
-#define ATTN_MAXL  1000
+#define ATTN_MAXL  1100
 #define ATTN_MAXHD 64
 
 struct attn_case {
