@@ -43,6 +43,8 @@ void jc_linear(const float *x, int rows, int in, const float *w, const float *b,
 void jc_linear_add(const float *x, int rows, int in, const float *w, const float *b, int out,
                    float *y, int ldy, float *scratch);
 size_t jc_linear_scratch(int in, int out);
+/* Sets the threads' shares of the rows for the next product (they sum to 1); for tests. */
+void jc_linear_set_shares(const double *shares, int threads);
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);
 
 /*

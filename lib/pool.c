@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -64,6 +65,7 @@ static struct {
     jc_job_fn fn;
     void *arg;
     int n_jobs;
+    bool bound; /* job j runs on thread j */
     atomic_int next;
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -74,6 +76,11 @@ static struct {
 static void drain(int thread)
 {
     int job;
+    if (pool.bound) {
+        if (thread < pool.n_jobs)
+            pool.fn(pool.arg, thread, thread);
+        return;
+    }
     while ((job = atomic_fetch_add(&pool.next, 1)) < pool.n_jobs)
         pool.fn(pool.arg, job, thread);
 }
@@ -129,18 +136,19 @@ int jc_pool_size(void)
     return jc_threads();
 }
 
-void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
+/* Returns the workers that took part. */
+static int run(int n_jobs, jc_job_fn fn, void *arg, bool bound)
 {
-    int size = jc_threads();
+    int size = jc_threads(), workers = 0;
 
     if (n_jobs <= 0)
-        return;
+        return 0;
     fpstate caller = fp_flush_subnormals(); /* the caller's own state is given back */
     if (size == 1 || n_jobs == 1) {
         for (int j = 0; j < n_jobs; j++)
             fn(arg, j, 0);
         fp_restore(caller);
-        return;
+        return 0;
     }
     pthread_mutex_lock(&pool.lock);
     while (pool.started < size - 1) {
@@ -150,10 +158,11 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
         pthread_detach(t);
         pool.started++;
     }
-    int workers = pool.started < size - 1 ? pool.started : size - 1;
+    workers = pool.started < size - 1 ? pool.started : size - 1;
     pool.fn = fn;
     pool.arg = arg;
     pool.n_jobs = n_jobs;
+    pool.bound = bound;
     atomic_store(&pool.next, 0);
     pool.busy = workers;
     pool.generation++;
@@ -166,7 +175,16 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
     while (pool.busy > 0)
         pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
+    if (bound) /* the jobs of threads that could not be started */
+        for (int j = workers + 1; j < n_jobs; j++)
+            fn(arg, j, 0);
     fp_restore(caller);
+    return workers;
+}
+
+void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
+{
+    run(n_jobs, fn, arg, false);
 }
 
 /*
@@ -174,10 +192,10 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
  *
  * Where OpenBLAS computes every element alike wherever it sits in the call
  * (jc_blas_shape_invariant), the product is cut into as few calls as keep the threads busy:
- * one block of rows per thread when there are enough rows, else one block of columns, else
- * one call, zero-padded in rows when it would fall below JC_BLAS_MNK_MIN. Each operand is
- * then packed about once per thread, and since the cut changes no bit, neither do the batch
- * and the thread count.
+ * one block of rows per thread when there are enough rows (sized by the threads' speeds,
+ * below), else one block of columns, else one call, zero-padded in rows when it would fall
+ * below JC_BLAS_MNK_MIN. Each operand is then packed about once per thread, and since the
+ * cut changes no bit, neither do the batch and the thread count.
  *
  * Elsewhere every call has one fixed shape, LINEAR_ROWS x LINEAR_COLS with the last row
  * block zero-padded, as alike as OpenBLAS makes results of one shape; a row's bits can
@@ -196,6 +214,8 @@ struct linear_job {
     int pad_rows;                       /* free path: M of a padded single call, else 0 */
     /* fixed path: per thread [LINEAR_ROWS, in + LINEAR_COLS]; free: [pad_rows, in + out] */
     float *pad;
+    int *cut;     /* shared rows: thread t takes rows cut[t] .. cut[t + 1] */
+    double *secs; /* and takes secs[t] seconds for them */
 };
 
 /*
@@ -277,6 +297,86 @@ static void free_block(void *p, int job, int thread)
              l->in, beta, y, l->ldy);
 }
 
+/*
+ * On the free path the rows are cut by the threads' speeds. On a shared host one core is
+ * often slower for a while (another guest runs on it), and an even cut then leaves the
+ * other thread waiting at the end of every product. Each thread's rate on the products so
+ * far sets its share of the next one's rows; on this path the cut changes no bit.
+ */
+static double share[MAX_THREADS]; /* of the rows, summing to 1 over the pool's threads */
+static int share_threads;
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* cut[0 .. threads]: shares of the rows, each at least `least` (rows >= threads * least). */
+static void cut_rows(int *cut, int rows, int threads, int least)
+{
+    if (share_threads != threads) {
+        for (int t = 0; t < threads; t++)
+            share[t] = 1.0 / threads;
+        share_threads = threads;
+    }
+    double sum = 0;
+    cut[0] = 0;
+    for (int t = 0; t < threads; t++) {
+        sum += share[t];
+        cut[t + 1] = (int)(rows * sum + 0.5);
+    }
+    for (int t = 0; t < threads; t++) /* at least `least` each, from both ends */
+        if (cut[t + 1] - cut[t] < least)
+            cut[t + 1] = cut[t] + least;
+    cut[threads] = rows;
+    for (int t = threads - 1; t > 0; t--)
+        if (cut[t + 1] - cut[t] < least)
+            cut[t] = cut[t + 1] - least;
+}
+
+void jc_linear_set_shares(const double *shares, int threads)
+{
+    for (int t = 0; t < threads && t < MAX_THREADS; t++)
+        share[t] = shares[t];
+    share_threads = threads;
+}
+
+/* Folds the threads' rates on the last product into their shares, halfway. */
+static void update_shares(const int *cut, const double *secs, int threads)
+{
+    double rate[MAX_THREADS], total = 0;
+    for (int t = 0; t < threads; t++) {
+        if (secs[t] <= 0)
+            return;
+        rate[t] = (cut[t + 1] - cut[t]) / secs[t];
+        total += rate[t];
+    }
+    double sum = 0;
+    for (int t = 0; t < threads; t++) {
+        double s = 0.5 * share[t] + 0.5 * rate[t] / total, lo = 0.5 / threads, hi = 1.5 / threads;
+        share[t] = s < lo ? lo : s > hi ? hi : s;
+        sum += share[t];
+    }
+    for (int t = 0; t < threads; t++)
+        share[t] /= sum;
+}
+
+static void shared_block(void *p, int job, int thread)
+{
+    const struct linear_job *l = p;
+    int r0 = l->cut[job], nr = l->cut[job + 1] - r0;
+    float *y = l->y + (size_t)r0 * l->ldy;
+    double t0 = seconds();
+    (void)thread;
+
+    float beta = start_block(l, y, l->ldy, nr, 0, l->out);
+    jc_sgemm(true, nr, l->out, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in, l->w, l->in, beta, y,
+             l->ldy);
+    l->secs[job] = seconds() - t0;
+}
+
 /* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */
 static int free_min_rows(int in, int cols)
 {
@@ -305,7 +405,7 @@ size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
 static void linear(const float *x, int rows, int in, const float *w, const float *b, int out,
                    float *y, int ldy, bool acc, float *scratch)
 {
-    struct linear_job l = {x, w, b, y, rows, in, out, ldy, acc, 0, 0, 0, 0, scratch};
+    struct linear_job l = {x, w, b, y, rows, in, out, ldy, acc, 0, 0, 0, 0, scratch, NULL, NULL};
     const int threads = jc_threads();
 
     if (!jc_blas_shape_invariant()) {
@@ -316,8 +416,16 @@ static void linear(const float *x, int rows, int in, const float *w, const float
     int min_rows = free_min_rows(in, out), by_cols = (out + threads - 1) / threads;
     by_cols = (by_cols + 15) / 16 * 16;
     if (threads > 1 && rows >= threads * LINEAR_MIN_ROWS && rows >= threads * min_rows) {
-        l.row_step = (rows + threads - 1) / threads;
-        l.col_step = out;
+        int cut[MAX_THREADS + 1];
+        double secs[MAX_THREADS] = {0};
+        l.cut = cut;
+        l.secs = secs;
+        cut_rows(cut, rows, threads,
+                 min_rows > LINEAR_MIN_ROWS / 2 ? min_rows : LINEAR_MIN_ROWS / 2);
+        int workers = run(threads, shared_block, &l, true);
+        if (workers == threads - 1) /* else the caller ran some shares: no rates */
+            update_shares(cut, secs, threads);
+        return;
     } else if (threads > 1 && by_cols < out &&
                rows >= free_min_rows(in, out - (out - 1) / by_cols * by_cols)) {
         l.row_step = rows;
