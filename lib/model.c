@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -436,6 +437,16 @@ int jc_model_open(struct jc_model **out, const char *dir, unsigned what)
     return 0;
 }
 
+/*
+ * A workspace of HUGE_FROM bytes or more is asked to be backed by 2 MiB pages (where the
+ * kernel's transparent huge pages are on "madvise", as on Debian, nothing else gets them).
+ * A GEMM walks the rows of x and C, 3 to 9 KiB apart, a page or more each: single-threaded
+ * SGEMMs of the vision layers' shapes ran 2.0-2.4% faster with huge pages under C and x
+ * (best of 12, interleaved).
+ */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_FROM ((size_t)8 << 20)
+
 int jc_workspace_carve(struct jc_workspace *ws, const size_t *bytes, float **out, size_t n,
                        const char *what)
 {
@@ -448,11 +459,17 @@ int jc_workspace_carve(struct jc_workspace *ws, const size_t *bytes, float **out
         total += b;
     }
     if (total > ws->cap) {
+        bool huge = total >= HUGE_FROM && total <= SIZE_MAX - HUGE_PAGE;
+        size_t size = huge ? (total + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : total;
         free(ws->mem);
         ws->cap = 0;
-        if (!(ws->mem = aligned_alloc(64, total)))
-            return jc_fail(JC_ENOMEM, "out of memory allocating %zu bytes for %s", total, what);
-        ws->cap = total;
+        if (!(ws->mem = aligned_alloc(huge ? HUGE_PAGE : 64, size)))
+            return jc_fail(JC_ENOMEM, "out of memory allocating %zu bytes for %s", size, what);
+#ifdef MADV_HUGEPAGE
+        if (huge)
+            madvise(ws->mem, size, MADV_HUGEPAGE); /* advice: no error to report */
+#endif
+        ws->cap = size;
     }
     char *p = ws->mem;
     for (size_t i = 0; i < n; i++) {
