@@ -439,7 +439,7 @@ int jc_model_open(struct jc_model **out, const char *dir, unsigned what)
 
 /*
  * A workspace of HUGE_FROM bytes or more is asked to be backed by 2 MiB pages (where the
- * kernel's transparent huge pages are on "madvise", as on Debian, nothing else gets them).
+ * kernel's transparent huge pages are on "madvise", a common default, nothing else gets them).
  * A GEMM walks the rows of x and C, 3 to 9 KiB apart, a page or more each: single-threaded
  * SGEMMs of the vision layers' shapes ran 2.0-2.4% faster with huge pages under C and x
  * (best of 12, interleaved).
