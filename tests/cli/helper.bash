@@ -68,6 +68,23 @@ same_embeddings() {
         }'
 }
 
+# Two classify -f json outputs are the same: to the byte where OpenBLAS is shape-invariant,
+# else the same labels in the same order, with probabilities and cosines within 1e-4 (the
+# embeddings' 1e-6, through the logit scale and the softmax).
+same_labels() {
+    if shape_invariant; then
+        [ "$1" = "$2" ]
+        return
+    fi
+    local names='[.labels[].label]' nums='[.labels[] | .probability, .cosine] | map(tostring) | join(" ")'
+    [ "$(echo "$1" | wc -l)" -eq "$(echo "$2" | wc -l)" ] &&
+        [ "$(echo "$1" | jq -c "$names")" = "$(echo "$2" | jq -c "$names")" ] &&
+        paste -d' ' <(echo "$1" | jq -r "$nums") <(echo "$2" | jq -r "$nums") | awk '{
+            n = NF / 2
+            for (i = 1; i <= n; i++) { d = $i - $(i + n); if (d > 1e-4 || d < -1e-4) exit 1 }
+        }'
+}
+
 # Two JSON-lines record outputs (--jsonl) are the same: cmp where OpenBLAS is shape-invariant,
 # else the same records but for the embeddings, and those as same_embeddings has them.
 same_records() {
