@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 /*
@@ -319,13 +318,6 @@ static void peak_job(void *arg, int job, int thread)
                 p->a + (size_t)r0 * p->n, p->n, p->b, p->n, 0, p->c + (size_t)r0 * p->n, p->n);
 }
 
-static double seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 double jc_blas_peak_gflops(int threads, int n)
 {
     float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b);
@@ -347,13 +339,13 @@ double jc_blas_peak_gflops(int threads, int n)
     for (int way = 0; way < 2; way++) {
         openblas_set_num_threads(way == 0 ? threads : 1);
         for (int rep = 0; rep <= 5; rep++) { /* the first run warms up */
-            double t0 = seconds();
+            double t0 = jc_seconds();
             if (way == 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c,
                             n);
             else
                 jc_pool_run(threads, peak_job, &p);
-            double g = 2.0 * n * n * n / (seconds() - t0) * 1e-9;
+            double g = 2.0 * n * n * n / (jc_seconds() - t0) * 1e-9;
             if (rep && g > best)
                 best = g;
         }

@@ -23,6 +23,9 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
 typedef void (*jc_job_fn)(void *arg, int job, int thread);
 void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg);
 
+/* Seconds on the monotonic clock. */
+double jc_seconds(void);
+
 /* Threads the pool runs jobs on, the caller included. */
 int jc_pool_size(void);
 

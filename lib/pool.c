@@ -279,22 +279,28 @@ static void fixed_block(void *p, int job, int thread)
              y, l->ldy);
 }
 
+/* Rows r0 .. r0 + nr, columns c0 .. c0 + nc of the product, computed in place. */
+static void gemm_block(const struct linear_job *l, int r0, int nr, int c0, int nc)
+{
+    float *y = l->y + (size_t)r0 * l->ldy + c0;
+    float beta = start_block(l, y, l->ldy, nr, c0, nc);
+    jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in, l->w + (size_t)c0 * l->in,
+             l->in, beta, y, l->ldy);
+}
+
 static void free_block(void *p, int job, int thread)
 {
     const struct linear_job *l = p;
     int r0 = job / l->col_blocks * l->row_step, c0 = job % l->col_blocks * l->col_step;
     int nr = l->rows - r0 < l->row_step ? l->rows - r0 : l->row_step;
     int nc = l->out - c0 < l->col_step ? l->out - c0 : l->col_step;
-    float *y = l->y + (size_t)r0 * l->ldy + c0;
     (void)thread;
 
     if (nr < l->pad_rows) { /* a single small call: pad it past OpenBLAS's small paths */
         padded_block(l, l->x, l->pad, l->pad_rows, 0, nr, c0, nc);
         return;
     }
-    float beta = start_block(l, y, l->ldy, nr, c0, nc);
-    jc_sgemm(true, nr, nc, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in, l->w + (size_t)c0 * l->in,
-             l->in, beta, y, l->ldy);
+    gemm_block(l, r0, nr, c0, nc);
 }
 
 /*
@@ -306,7 +312,7 @@ static void free_block(void *p, int job, int thread)
 static double share[MAX_THREADS]; /* of the rows, summing to 1 over the pool's threads */
 static int share_threads;
 
-static double seconds(void)
+double jc_seconds(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -366,15 +372,11 @@ static void update_shares(const int *cut, const double *secs, int threads)
 static void shared_block(void *p, int job, int thread)
 {
     const struct linear_job *l = p;
-    int r0 = l->cut[job], nr = l->cut[job + 1] - r0;
-    float *y = l->y + (size_t)r0 * l->ldy;
-    double t0 = seconds();
+    double t0 = jc_seconds();
     (void)thread;
 
-    float beta = start_block(l, y, l->ldy, nr, 0, l->out);
-    jc_sgemm(true, nr, l->out, l->in, 1.0f, l->x + (size_t)r0 * l->in, l->in, l->w, l->in, beta, y,
-             l->ldy);
-    l->secs[job] = seconds() - t0;
+    gemm_block(l, l->cut[job], l->cut[job + 1] - l->cut[job], 0, l->out);
+    l->secs[job] = jc_seconds() - t0;
 }
 
 /* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */
