@@ -3,7 +3,7 @@ PREFIX   ?= /usr/local
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 # Flags the code needs whatever CFLAGS the caller gives (make asan gives its own).
-JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP
+JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration -Werror=int-conversion -pthread -MMD -MP
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
 LDLIBS   += -lopenblas -lutf8proc -lcjson -lm -lpthread
