@@ -48,9 +48,12 @@ $(BUILD)/libjclip.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# Defines for one build only: make valgrind gives -DJC_NO_FMA (kernels/fma_avx2.h).
+JC_DEFS ?=
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(JC_FLAGS) $(ISA_FLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(JC_DEFS) $(JC_FLAGS) $(ISA_FLAGS) $(CFLAGS) -c -o $@ $<
 
 # The recipe of the test weights is its own object so that a unit test can check it.
 $(GEN): $(BUILD)/scripts/gen-model.o $(BUILD)/scripts/recipe.o
@@ -192,15 +195,21 @@ fuzz:
 		$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The CLI tests with every jclip run under valgrind's memcheck (slow: hours, the long-text
-# tests most of it):
-# no error and no definite leak in any process.
+# The CLI tests with every jclip run under valgrind's memcheck: no error and no definite leak
+# in any process. memcheck emulates FMA lane by lane, so its jclip is built in $(VG_BUILD)
+# with JC_NO_FMA (the same kernels with a separate multiply and add), and
+# scripts/valgrind-jclip gives OpenBLAS its AVX kernels, which have no FMA either. The test
+# files run VG_JOBS at a time.
 VG_LOG_DIR := /tmp/jclip-valgrind
+VG_BUILD   := build/valgrind
+VG_JOBS    ?= $(shell nproc)
 
-valgrind: $(JCLIP_BIN) models
+valgrind: models
+	$(MAKE) --no-print-directory BUILD=$(VG_BUILD) JCLIP_BIN=$(VG_BUILD)/jclip \
+		JC_DEFS=-DJC_NO_FMA $(VG_BUILD)/jclip
 	rm -rf $(VG_LOG_DIR) && mkdir -p $(VG_LOG_DIR) && chmod 1777 $(VG_LOG_DIR)
-	VG_LOG_DIR=$(VG_LOG_DIR) JCLIP_REAL="$(abspath $(JCLIP_BIN))" \
-		JCLIP="$(abspath scripts/valgrind-jclip)" bats tests/cli
+	VG_LOG_DIR=$(VG_LOG_DIR) JCLIP_REAL="$(abspath $(VG_BUILD)/jclip)" \
+		JCLIP="$(abspath scripts/valgrind-jclip)" bats --jobs $(VG_JOBS) tests/cli
 	@# with --quiet a log holds something only when valgrind found something
 	@if [ -n "$$(find $(VG_LOG_DIR) -name '*.log' -size +0)" ]; then \
 		find $(VG_LOG_DIR) -name '*.log' -size +0 -exec cat {} +; exit 1; fi

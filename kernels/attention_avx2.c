@@ -6,6 +6,7 @@
  * Every row's arithmetic is the same whichever group or pass it falls in.
  */
 #include "exp_avx2.h"
+#include "fma_avx2.h"
 #include "x86.h"
 
 #include <immintrin.h>
@@ -57,9 +58,9 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 #pragma GCC unroll 4
         for (int c = 0; c < NJ; c++) {
             __m256 kb = _mm256_broadcast_ss(kp[c] + d);
-            s[0][c] = _mm256_fmadd_ps(q0, kb, s[0][c]);
+            s[0][c] = jc_fmadd256(q0, kb, s[0][c]);
             if (G > 1)
-                s[1][c] = _mm256_fmadd_ps(q1, kb, s[1][c]);
+                s[1][c] = jc_fmadd256(q1, kb, s[1][c]);
         }
     }
     const __m256 scale = _mm256_set1_ps(a->scale), nslope = _mm256_set1_ps(-a->slope);
@@ -100,7 +101,7 @@ INLINE void update(const struct work *w, int g0, int nk)
     }
     _mm256_storeu_ps(w->m + g0, mnew);
     _mm256_storeu_ps(w->corr + g0, corr);
-    _mm256_storeu_ps(w->l + g0, _mm256_fmadd_ps(_mm256_loadu_ps(w->l + g0), corr, sum));
+    _mm256_storeu_ps(w->l + g0, jc_fmadd256(_mm256_loadu_ps(w->l + g0), corr, sum));
 }
 
 /*
@@ -132,7 +133,7 @@ INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int N
             __m256 pi = _mm256_broadcast_ss(p + i);
 #pragma GCC unroll 4
             for (int u = 0; u < NV; u++)
-                c[i][u] = _mm256_fmadd_ps(pi, vv[u], c[i][u]);
+                c[i][u] = jc_fmadd256(pi, vv[u], c[i][u]);
         }
     }
 #pragma GCC unroll 2

@@ -1,5 +1,6 @@
 /* Element-wise kernels for AVX2 + FMA. Contracts: kernels/README.md. */
 #include "exp_avx2.h"
+#include "fma_avx2.h"
 #include "x86.h"
 
 #include <math.h>
@@ -37,8 +38,8 @@ void jc_layernorm_avx2(float *y, const float *x, const float *w, const float *b,
     for (i = 0; i + 16 <= n; i += 16) {
         __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
         __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm);
-        s0 = _mm256_fmadd_ps(d0, d0, s0);
-        s1 = _mm256_fmadd_ps(d1, d1, s1);
+        s0 = jc_fmadd256(d0, d0, s0);
+        s1 = jc_fmadd256(d1, d1, s1);
     }
     float var = hsum(_mm256_add_ps(s0, s1));
     for (; i < n; i++)
@@ -49,7 +50,7 @@ void jc_layernorm_avx2(float *y, const float *x, const float *w, const float *b,
     __m256 vr = _mm256_set1_ps(rstd);
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(v, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+        _mm256_storeu_ps(y + i, jc_fmadd256(v, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
     }
     for (; i < n; i++)
         y[i] = (x[i] - mean) * rstd * w[i] + b[i];
@@ -76,15 +77,15 @@ static inline __m256 erf_avx2(__m256 x)
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 ax = _mm256_andnot_ps(sign, x);
     __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
-                             _mm256_fmadd_ps(ax, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+                             jc_fmadd256(ax, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
     __m256 p = _mm256_set1_ps(1.061405429f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = jc_fmadd256(p, t, _mm256_set1_ps(-1.453152027f));
+    p = jc_fmadd256(p, t, _mm256_set1_ps(1.421413741f));
+    p = jc_fmadd256(p, t, _mm256_set1_ps(-0.284496736f));
+    p = jc_fmadd256(p, t, _mm256_set1_ps(0.254829592f));
     p = _mm256_mul_ps(p, t);
     __m256 e = jc_exp_neg_avx2(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), ax), ax));
-    __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+    __m256 r = jc_fnmadd256(p, e, _mm256_set1_ps(1.0f));
     return _mm256_or_ps(r, _mm256_and_ps(x, sign));
 }
 

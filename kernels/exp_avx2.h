@@ -6,6 +6,8 @@
 #ifndef JCLIP_EXP_AVX2_H
 #define JCLIP_EXP_AVX2_H
 
+#include "fma_avx2.h"
+
 #include <immintrin.h>
 
 static inline __m256 jc_exp_neg_avx2(__m256 x)
@@ -15,15 +17,15 @@ static inline __m256 jc_exp_neg_avx2(__m256 x)
     x = _mm256_max_ps(x, lo);
     __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 r = jc_fnmadd256(fx, _mm256_set1_ps(0.693359375f), x);
+    r = jc_fnmadd256(fx, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    p = jc_fmadd256(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = jc_fmadd256(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = jc_fmadd256(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = jc_fmadd256(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = jc_fmadd256(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = jc_fmadd256(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));

@@ -1,4 +1,5 @@
 #include "exp_avx2.h"
+#include "fma_avx2.h"
 #include "kernels.h"
 #include "x86.h"
 
@@ -65,7 +66,7 @@ void jc_softmax_alibi_row_avx2(float *s, int n, float scale, float slope, int i,
 
     for (; j + 8 <= n; j += 8, vj = _mm256_add_ps(vj, step)) {
         __m256 d = _mm256_and_ps(_mm256_sub_ps(vi, vj), absmask);
-        __m256 v = _mm256_fmadd_ps(d, vslope, _mm256_mul_ps(_mm256_loadu_ps(s + j), vscale));
+        __m256 v = jc_fmadd256(d, vslope, _mm256_mul_ps(_mm256_loadu_ps(s + j), vscale));
         if (mask) {
             __m128i m8 = _mm_loadl_epi64((const __m128i *)(mask + j));
             __m256i m32 = _mm256_cvtepu8_epi32(m8);
