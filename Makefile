@@ -198,8 +198,8 @@ fuzz:
 # The CLI tests with every jclip run under valgrind's memcheck: no error and no definite leak
 # in any process. memcheck emulates FMA lane by lane, so its jclip is built in $(VG_BUILD)
 # with JC_NO_FMA (the same kernels with a separate multiply and add), and
-# scripts/valgrind-jclip gives OpenBLAS its AVX kernels, which have no FMA either. The test
-# files run VG_JOBS at a time.
+# scripts/valgrind-jclip gives OpenBLAS its AVX kernels, which have no FMA either. The tests
+# run VG_JOBS at a time (bats --jobs).
 VG_LOG_DIR := /tmp/jclip-valgrind
 VG_BUILD   := build/valgrind
 VG_JOBS    ?= $(shell nproc)
