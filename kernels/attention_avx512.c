@@ -20,23 +20,23 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define QR JC_ATTN_ROWS /* query rows per pass */
-#define BK 32           /* keys per tile */
-#define NJ 8            /* keys per score micro-tile */
-#define PACK_LEN 1024   /* longer sequences have their tiles of k and v packed */
+#define QR       JC_ATTN_ROWS /* query rows per pass */
+#define BK       32           /* keys per tile */
+#define NJ       8            /* keys per score micro-tile */
+#define PACK_LEN 1024         /* longer sequences have their tiles of k and v packed */
 
 #define INLINE static inline __attribute__((always_inline))
 
 struct work {
-    float *qt;   /* [hd][QR] the pass's queries, transposed */
-    float *acc;  /* [QR][hd] unnormalised outputs */
-    float *st;   /* [BK][QR] scores, then weights, of one tile */
-    float *m;    /* [QR] running max */
-    float *l;    /* [QR] running sum */
-    float *corr; /* [QR] this tile's rescaling of the accumulator */
-    float *bias; /* [BK] padding bias per key of the tile */
-    float *kt;   /* [BK][hd] the tile's keys, packed */
-    float *vt;   /* [BK][hd] the tile's values, packed */
+    float *qt;            /* [hd][QR] the pass's queries, transposed */
+    float *acc;           /* [QR][hd] unnormalised outputs */
+    float *st;            /* [BK][QR] scores, then weights, of one tile */
+    float *m;             /* [QR] running max */
+    float *l;             /* [QR] running sum */
+    float *corr;          /* [QR] this tile's rescaling of the accumulator */
+    float *bias;          /* [BK] padding bias per key of the tile */
+    float *kt;            /* [BK][hd] the tile's keys, packed */
+    float *vt;            /* [BK][hd] the tile's values, packed */
     const float *tk, *tv; /* the tile's keys and values: kt and vt, or in place */
     size_t ldt;           /* their row stride */
 };
@@ -203,9 +203,9 @@ INLINE void pass(const struct jc_attn_head *a, struct work *w, int rp, int nr, c
 {
     const int ng = (nr + 15) / 16, lanes = 16 * ng;
 
-    const __m512i rows = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(a->ld));
+    const __m512i rows =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(a->ld));
     for (int g = 0; g < ng; g++) {
         const float *q = a->q + (size_t)(rp + 16 * g) * a->ld;
         const __mmask16 live = tail(nr - 16 * g);
