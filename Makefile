@@ -199,17 +199,28 @@ fuzz:
 # in any process. memcheck emulates FMA lane by lane, so its jclip is built in $(VG_BUILD)
 # with JC_NO_FMA (the same kernels with a separate multiply and add), and
 # scripts/valgrind-jclip gives OpenBLAS its AVX kernels, which have no FMA either. The tests
-# run VG_JOBS at a time (bats --jobs).
+# run VG_JOBS at a time (bats --jobs). VG_EXACT=1 runs the release jclip with the core type
+# OpenBLAS picks instead, FMA and all: hours, the long texts most of it. VG_TESTS narrows
+# the run to some .bats files.
 VG_LOG_DIR := /tmp/jclip-valgrind
 VG_BUILD   := build/valgrind
 VG_JOBS    ?= $(shell nproc)
+VG_TESTS   ?= tests/cli
+ifeq ($(VG_EXACT),1)
+VG_JCLIP   := $(JCLIP_BIN)
+VG_MAKE    := $(JCLIP_BIN)
+VG_ENV     := VG_KEEP_CORETYPE=1
+else
+VG_JCLIP   := $(VG_BUILD)/jclip
+VG_MAKE    := BUILD=$(VG_BUILD) JCLIP_BIN=$(VG_JCLIP) JC_DEFS=-DJC_NO_FMA $(VG_JCLIP)
+VG_ENV     :=
+endif
 
 valgrind: models
-	$(MAKE) --no-print-directory BUILD=$(VG_BUILD) JCLIP_BIN=$(VG_BUILD)/jclip \
-		JC_DEFS=-DJC_NO_FMA $(VG_BUILD)/jclip
+	$(MAKE) --no-print-directory $(VG_MAKE)
 	rm -rf $(VG_LOG_DIR) && mkdir -p $(VG_LOG_DIR) && chmod 1777 $(VG_LOG_DIR)
-	VG_LOG_DIR=$(VG_LOG_DIR) JCLIP_REAL="$(abspath $(VG_BUILD)/jclip)" \
-		JCLIP="$(abspath scripts/valgrind-jclip)" bats --jobs $(VG_JOBS) tests/cli
+	$(VG_ENV) VG_LOG_DIR=$(VG_LOG_DIR) JCLIP_REAL="$(abspath $(VG_JCLIP))" \
+		JCLIP="$(abspath scripts/valgrind-jclip)" bats --jobs $(VG_JOBS) $(VG_TESTS)
 	@# with --quiet a log holds something only when valgrind found something
 	@if [ -n "$$(find $(VG_LOG_DIR) -name '*.log' -size +0)" ]; then \
 		find $(VG_LOG_DIR) -name '*.log' -size +0 -exec cat {} +; exit 1; fi
