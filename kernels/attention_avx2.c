@@ -5,6 +5,7 @@
  * 2 rows accumulate p v, 32 dims (4 ymm) at a time, into an L1-resident accumulator.
  * Every row's arithmetic is the same whichever group or pass it falls in.
  */
+#include "attention_work.h"
 #include "exp_avx2.h"
 #include "fma_avx2.h"
 #include "x86.h"
@@ -18,18 +19,6 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-struct work {
-    float *qt;   /* [hd][QR] the pass's queries, transposed */
-    float *acc;  /* [QR][hd] unnormalised outputs */
-    float *st;   /* [BK][QR] scores, then weights, of one tile */
-    float *m;    /* [QR] running max */
-    float *l;    /* [QR] running sum */
-    float *corr; /* [QR] this tile's rescaling of the accumulator */
-    float *bias; /* [BK] padding bias per key of the tile */
-    float *kt;   /* [BK][hd] the tile's keys, packed */
-    float *vt;   /* [BK][hd] the tile's values, packed */
-};
-
 /* Lanes 0 .. n - 1 of 8 (n <= 8). */
 static inline __m256i tail(int n)
 {
@@ -41,8 +30,8 @@ static inline __m256i tail(int n)
  * Scores of G x 8 query rows (from lane g0 of the pass) against keys jj .. jj + NJ - 1 of
  * the tile at j0; keys past nk repeat the last one and are not stored.
  */
-INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, int g0, const int G,
-                   int j0, int jj, int nk, const int hd)
+INLINE void scores(const struct jc_attn_head *a, const struct jc_attn_work *w, int rp, int g0,
+                   const int G, int j0, int jj, int nk, const int hd)
 {
     __m256 s[2][NJ];
     const float *kp[NJ];
@@ -86,7 +75,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 }
 
 /* The online softmax step for 8 rows from lane g0: new max, correction, weights, sum. */
-INLINE void update(const struct work *w, int g0, int nk)
+INLINE void update(const struct jc_attn_work *w, int g0, int nk)
 {
     __m256 mt = _mm256_set1_ps(-INFINITY), sum = _mm256_setzero_ps();
     for (int t = 0; t < nk; t++)
@@ -108,8 +97,8 @@ INLINE void update(const struct work *w, int g0, int nk)
  * acc[r .. r + NR) = acc * corr + sum_t p[t] vt[t] over dims d0 .. d0 + 8 NV, the last
  * vector masked by `last`.
  */
-INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int NV, __m256i last,
-                  int nk, int hd)
+INLINE void weigh(const struct jc_attn_work *w, int r, const int NR, int d0, const int NV,
+                  __m256i last, int nk, int hd)
 {
     const __m256i full = _mm256_set1_epi32(-1);
     __m256 c[2][4];
@@ -146,7 +135,7 @@ INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int N
 }
 
 /* The p v step of rows r .. r + NR over every dim, 32 at a time. */
-INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const int hd)
+INLINE void weigh_rows(const struct jc_attn_work *w, int r, const int NR, int nk, const int hd)
 {
     for (int d0 = 0; d0 < hd; d0 += 32) {
         const int left = hd - d0, nv = left >= 32 ? 4 : (left + 7) / 8;
@@ -168,7 +157,8 @@ INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const 
 }
 
 /* The tile's k and v rows into contiguous buffers, as in attention_avx512.c. */
-INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int nk, const int hd)
+INLINE void pack(const struct jc_attn_head *a, const struct jc_attn_work *w, int j0, int nk,
+                 const int hd)
 {
     for (int t = 0; t < nk; t++) {
         const float *k = a->k + (size_t)(j0 + t) * a->ld, *v = a->v + (size_t)(j0 + t) * a->ld;
@@ -187,7 +177,8 @@ INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int
 }
 
 /* Query rows rp .. rp + nr (nr <= QR) against every key. */
-INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int nr, const int hd)
+INLINE void pass(const struct jc_attn_head *a, const struct jc_attn_work *w, int rp, int nr,
+                 const int hd)
 {
     const int ng = (nr + 7) / 8, lanes = 8 * ng;
 
@@ -235,16 +226,8 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
 
 INLINE void run(const struct jc_attn_head *a, float *work, const int hd)
 {
-    struct work w;
-    w.qt = work;
-    w.acc = w.qt + (size_t)hd * QR;
-    w.st = w.acc + (size_t)QR * hd;
-    w.m = w.st + (size_t)JC_ATTN_KEYS * QR;
-    w.l = w.m + QR;
-    w.corr = w.l + QR;
-    w.bias = w.corr + QR;
-    w.kt = w.bias + JC_ATTN_KEYS;
-    w.vt = w.kt + (size_t)JC_ATTN_KEYS * hd;
+    struct jc_attn_work w;
+    jc_attn_work_carve(&w, work, hd);
     for (int rp = 0; rp < a->nq; rp += QR)
         pass(a, &w, rp, a->nq - rp < QR ? a->nq - rp : QR, hd);
 }

@@ -14,6 +14,7 @@
  * Every row's arithmetic is the same whichever group or pass it falls in: the dot product
  * runs over d in order, the max and sum over the tile's keys in order, tiles from key 0.
  */
+#include "attention_work.h"
 #include "exp_avx512.h"
 #include "x86.h"
 
@@ -27,20 +28,6 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-struct work {
-    float *qt;            /* [hd][QR] the pass's queries, transposed */
-    float *acc;           /* [QR][hd] unnormalised outputs */
-    float *st;            /* [BK][QR] scores, then weights, of one tile */
-    float *m;             /* [QR] running max */
-    float *l;             /* [QR] running sum */
-    float *corr;          /* [QR] this tile's rescaling of the accumulator */
-    float *bias;          /* [BK] padding bias per key of the tile */
-    float *kt;            /* [BK][hd] the tile's keys, packed */
-    float *vt;            /* [BK][hd] the tile's values, packed */
-    const float *tk, *tv; /* the tile's keys and values: kt and vt, or in place */
-    size_t ldt;           /* their row stride */
-};
-
 static inline __mmask16 tail(int n)
 {
     return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
@@ -50,8 +37,8 @@ static inline __mmask16 tail(int n)
  * Scores of G x 16 query rows (from lane g0 of the pass) against keys jj .. jj + NJ - 1 of
  * the tile at j0; keys past nk repeat the last one and are not stored.
  */
-INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, int g0, const int G,
-                   int j0, int jj, int nk, const int hd)
+INLINE void scores(const struct jc_attn_head *a, const struct jc_attn_work *w, int rp, int g0,
+                   const int G, int j0, int jj, int nk, const int hd)
 {
     __m512 s[2][NJ];
     const float *kp[NJ];
@@ -94,7 +81,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 }
 
 /* The online softmax step for 16 rows from lane g0: new max, correction, weights, sum. */
-INLINE void update(const struct work *w, int g0, int nk)
+INLINE void update(const struct jc_attn_work *w, int g0, int nk)
 {
     __m512 mt = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
     for (int t = 0; t < nk; t++)
@@ -116,8 +103,8 @@ INLINE void update(const struct work *w, int g0, int nk)
  * acc[r .. r + NR) = acc * corr + sum_t p[t] vt[t] over dims d0 .. d0 + 16 NV, the last
  * vector masked by `last`.
  */
-INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int NV, __mmask16 last,
-                  int nk, int hd)
+INLINE void weigh(const struct jc_attn_work *w, int r, const int NR, int d0, const int NV,
+                  __mmask16 last, int nk, int hd)
 {
     __m512 c[4][4];
 #pragma GCC unroll 4
@@ -154,7 +141,7 @@ INLINE void weigh(const struct work *w, int r, const int NR, int d0, const int N
 }
 
 /* The p v step of rows r .. r + NR over every dim, 64 at a time. */
-INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const int hd)
+INLINE void weigh_rows(const struct jc_attn_work *w, int r, const int NR, int nk, const int hd)
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         const int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
@@ -180,7 +167,8 @@ INLINE void weigh_rows(const struct work *w, int r, const int NR, int nk, const 
  * contiguous buffers, and asks for the next tile's: many independent loads in a row keep
  * the memory system busy where the FMA loops would stall on one row at a time.
  */
-INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int nk, const int hd)
+INLINE void pack(const struct jc_attn_head *a, const struct jc_attn_work *w, int j0, int nk,
+                 const int hd)
 {
     for (int t = 0; t < nk; t++) {
         const float *k = a->k + (size_t)(j0 + t) * a->ld, *v = a->v + (size_t)(j0 + t) * a->ld;
@@ -199,7 +187,7 @@ INLINE void pack(const struct jc_attn_head *a, const struct work *w, int j0, int
 }
 
 /* Query rows rp .. rp + nr (nr <= QR) against every key. */
-INLINE void pass(const struct jc_attn_head *a, struct work *w, int rp, int nr, const int hd)
+INLINE void pass(const struct jc_attn_head *a, struct jc_attn_work *w, int rp, int nr, const int hd)
 {
     const int ng = (nr + 15) / 16, lanes = 16 * ng;
 
@@ -263,16 +251,8 @@ INLINE void pass(const struct jc_attn_head *a, struct work *w, int rp, int nr, c
 
 INLINE void run(const struct jc_attn_head *a, float *work, const int hd)
 {
-    struct work w;
-    w.qt = work;
-    w.acc = w.qt + (size_t)hd * QR;
-    w.st = w.acc + (size_t)QR * hd;
-    w.m = w.st + (size_t)JC_ATTN_KEYS * QR;
-    w.l = w.m + QR;
-    w.corr = w.l + QR;
-    w.bias = w.corr + QR;
-    w.kt = w.bias + JC_ATTN_KEYS;
-    w.vt = w.kt + (size_t)JC_ATTN_KEYS * hd;
+    struct jc_attn_work w;
+    jc_attn_work_carve(&w, work, hd);
     for (int rp = 0; rp < a->nq; rp += QR)
         pass(a, &w, rp, a->nq - rp < QR ? a->nq - rp : QR, hd);
 }

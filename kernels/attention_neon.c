@@ -8,6 +8,7 @@
  * whole groups, the rows past nr zero queries whose results are dropped.
  * Every row's arithmetic is the same whichever group or pass it falls in.
  */
+#include "attention_work.h"
 #include "exp_neon.h"
 #include "neon.h"
 
@@ -19,16 +20,6 @@
 #define NJ 8            /* keys per score micro-tile */
 
 #define INLINE static inline __attribute__((always_inline))
-
-struct work {
-    float *qt;   /* [hd][QR] the pass's queries, transposed */
-    float *acc;  /* [QR][hd] unnormalised outputs */
-    float *st;   /* [BK][QR] scores, then weights, of one tile */
-    float *m;    /* [QR] running max */
-    float *l;    /* [QR] running sum */
-    float *corr; /* [QR] this tile's rescaling of the accumulator */
-    float *bias; /* [BK] padding bias per key of the tile */
-};
 
 /* s[g][c] += q[row] k[c][d + lane] for one dim; lanes are immediates, so macros. */
 #define SCORE_DIM(kv, lane, fma)                                                                   \
@@ -46,8 +37,8 @@ struct work {
  * Scores of G x 4 query rows (from lane g0 of the pass) against keys jj .. jj + NJ - 1 of
  * the tile at j0; keys past nk repeat the last one and are not stored.
  */
-INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, int g0, const int G,
-                   int j0, int jj, int nk, const int hd)
+INLINE void scores(const struct jc_attn_head *a, const struct jc_attn_work *w, int rp, int g0,
+                   const int G, int j0, int jj, int nk, const int hd)
 {
     float32x4_t s[2][NJ];
     const float *kp[NJ];
@@ -100,7 +91,7 @@ INLINE void scores(const struct jc_attn_head *a, const struct work *w, int rp, i
 }
 
 /* The online softmax step for 4 rows from lane g0: new max, correction, weights, sum. */
-INLINE void update(const struct work *w, int g0, int nk)
+INLINE void update(const struct jc_attn_work *w, int g0, int nk)
 {
     float32x4_t mt = vdupq_n_f32(-INFINITY), sum = vdupq_n_f32(0.0f);
     for (int t = 0; t < nk; t++)
@@ -131,8 +122,8 @@ INLINE void update(const struct work *w, int g0, int nk)
  * acc[r .. r + 4) = acc * corr + sum_t p[t] v[j0 + t] over dims d0 .. d0 + 4 NV, then two
  * more if H.
  */
-INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, int d0, const int NV,
-                  const int H, int j0, int nk, int hd)
+INLINE void weigh(const struct jc_attn_head *a, const struct jc_attn_work *w, int r, int d0,
+                  const int NV, const int H, int j0, int nk, int hd)
 {
     float32x4_t c[4][4];
     float32x2_t h[4];
@@ -173,8 +164,8 @@ INLINE void weigh(const struct jc_attn_head *a, const struct work *w, int r, int
 }
 
 /* The p v step of rows r .. r + 4 over every dim: 16 at a time, then 4, then 2. */
-INLINE void weigh_rows(const struct jc_attn_head *a, const struct work *w, int r, int j0, int nk,
-                       const int hd)
+INLINE void weigh_rows(const struct jc_attn_head *a, const struct jc_attn_work *w, int r, int j0,
+                       int nk, const int hd)
 {
     int d0 = 0;
     for (; d0 + 16 <= hd; d0 += 16)
@@ -186,7 +177,8 @@ INLINE void weigh_rows(const struct jc_attn_head *a, const struct work *w, int r
 }
 
 /* Query rows rp .. rp + nr (nr <= QR) against every key. */
-INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int nr, const int hd)
+INLINE void pass(const struct jc_attn_head *a, const struct jc_attn_work *w, int rp, int nr,
+                 const int hd)
 {
     const int ng = (nr + 3) / 4, lanes = 4 * ng;
 
@@ -231,14 +223,8 @@ INLINE void pass(const struct jc_attn_head *a, const struct work *w, int rp, int
 
 INLINE void run(const struct jc_attn_head *a, float *work, const int hd)
 {
-    struct work w;
-    w.qt = work;
-    w.acc = w.qt + (size_t)hd * QR;
-    w.st = w.acc + (size_t)QR * hd;
-    w.m = w.st + (size_t)JC_ATTN_KEYS * QR;
-    w.l = w.m + QR;
-    w.corr = w.l + QR;
-    w.bias = w.corr + QR;
+    struct jc_attn_work w;
+    jc_attn_work_carve(&w, work, hd);
     for (int rp = 0; rp < a->nq; rp += QR)
         pass(a, &w, rp, a->nq - rp < QR ? a->nq - rp : QR, hd);
 }
