@@ -6,10 +6,10 @@ CFLAGS   ?= -O2 -g
 JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration -Werror=int-conversion -pthread -MMD -MP
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
-LDLIBS   += -lopenblas -lutf8proc -lcjson -lm -lpthread
+LDLIBS   += -lopenblas -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lheif -lexif -lm -lpthread
 BUILD    ?= build
 
-LIB_SRC    := $(sort $(wildcard lib/*.c))
+LIB_SRC    := $(sort $(wildcard lib/*.c lib/decode/*.c))
 KERNEL_SRC := $(sort $(wildcard kernels/*_ref.c) kernels/dispatch.c)
 ARCH       := $(shell $(CC) -dumpmachine)
 
@@ -60,7 +60,7 @@ $(GEN): $(BUILD)/scripts/gen-model.o $(BUILD)/scripts/recipe.o
 	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o $(BUILD)/scripts/recipe.o \
-		$(BUILD)/libjclip.a
+		$(BUILD)/scripts/photo.o $(BUILD)/libjclip.a
 	@mkdir -p $(dir $@)
 	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
@@ -148,7 +148,7 @@ test-full: $(UNIT_BIN) $(MODELS)/full/model.safetensors
 
 BENCH := $(BUILD)/jclip-bench
 
-$(BENCH): $(BUILD)/scripts/bench.o $(BUILD)/libjclip.a
+$(BENCH): $(BUILD)/scripts/bench.o $(BUILD)/scripts/photo.o $(BUILD)/libjclip.a
 	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # A report, not a test: throughput against this machine's SGEMM peak, on the full-size model.
@@ -238,7 +238,7 @@ install: jclip
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 check-style:
-	clang-format --dry-run --Werror cmd/*.c cmd/*.h lib/*.c lib/*.h kernels/*.c kernels/*.h scripts/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
+	clang-format --dry-run --Werror cmd/*.c cmd/*.h lib/*.c lib/*.h lib/decode/*.c lib/decode/*.h kernels/*.c kernels/*.h scripts/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(BUILD) jclip $(MODELS)

@@ -26,8 +26,7 @@ static const char usage[] =
     "                        per stdin line in, one {\"id\": ..., \"labels\": [...]} per line out\n"
     "  -r, --recursive       descend into image directories\n"
     "      --keep-going      skip images that cannot be read and classify the rest\n"
-    "  -b, --batch N         inputs per batch (default 16)\n"
-    "      --max-pixels N    refuse larger images (default 178956970)\n"
+    "  -b, --batch N         inputs per batch (default 16)\n" IMAGE_OPTIONS_HELP
     "      --max-tokens N    truncate longer texts and prompts to N tokens (default 8192)\n"
     "      --max-line-bytes N  refuse longer stdin lines, records and label lines\n"
     "                        (default 67108864)\n"
@@ -308,7 +307,7 @@ int cmd_classify(int argc, char **argv)
         {"recursive", no_argument, NULL, 'r'},
         {"keep-going", no_argument, NULL, 'K'},
         {"batch", required_argument, NULL, 'b'},
-        {"max-pixels", required_argument, NULL, 'P'},
+        IMAGE_LONG_OPTIONS,
         {"max-tokens", required_argument, NULL, 'M'},
         {"max-line-bytes", required_argument, NULL, 'B'},
         {"max-file-bytes", required_argument, NULL, 'S'},
@@ -330,7 +329,8 @@ int cmd_classify(int argc, char **argv)
     const char *model = NULL, *format = NULL;
     size_t nt = 0;
     int n_args = 0, c, status = EXIT_FAIL;
-    long top = 1, batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
+    long top = 1, batch = 16, threads = 0;
+    struct jc_image_opts io = {0};
     bool texts = false, recursive = false, labels_given = false, jsonl = false;
     struct image_list images = {0};
     struct sources src = {0};
@@ -381,8 +381,10 @@ int cmd_classify(int argc, char **argv)
             if (!parse_long("--batch", optarg, 1, 1024, &batch))
                 goto out_usage;
             break;
-        case 'P':
-            if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+        case IMAGE_OPT_MAX_PIXELS:
+        case IMAGE_OPT_DRAFT:
+        case IMAGE_OPT_EXIF_ROTATE:
+            if (!image_option(c, optarg, &io))
                 goto out_usage;
             break;
         case 'M':
@@ -471,7 +473,7 @@ int cmd_classify(int argc, char **argv)
                            : "classify takes \"image\" (use --text for texts)",
             .batch = (size_t)batch,
             .max_tokens = s.max_tokens,
-            .max_pixels = (size_t)max_pixels,
+            .image = io,
             .max_line_bytes = src.max_line_bytes,
             .prepare = cosines,
             .write = write_record,
@@ -491,7 +493,7 @@ int cmd_classify(int argc, char **argv)
     } else {
         ok = image_list_from_args(&images, args, n_args, recursive);
         s.images = &images;
-        ok = ok && images_run(&images, s.m, (size_t)batch, (size_t)max_pixels, take_images, &s);
+        ok = ok && images_run(&images, s.m, (size_t)batch, &io, take_images, &s);
         if (ok && s.skipped)
             error("%zu of %zu images skipped", s.skipped, images.n);
     }

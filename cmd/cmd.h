@@ -40,6 +40,27 @@ bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out);
 #define DEFAULT_MAX_FILE_BYTES ((size_t)256 << 20) /* a --file document, a labels file */
 #define DEFAULT_MAX_TOKENS     8192                /* per text; longer texts are truncated */
 
+/*
+ * How the image commands read images: --max-pixels, --draft and --exif-rotate, the same
+ * options with the same help on every command that reads images. Their getopt codes are
+ * IMAGE_OPT_*; image_option() takes one, false (and a message) on a bad value. --draft is
+ * recorded as draft = -1, twice the model's input size once the model is known.
+ */
+enum { IMAGE_OPT_MAX_PIXELS = 0x200, IMAGE_OPT_DRAFT, IMAGE_OPT_EXIF_ROTATE };
+#define IMAGE_LONG_OPTIONS                                                                         \
+    {"max-pixels", required_argument, NULL, IMAGE_OPT_MAX_PIXELS},                                 \
+        {"draft", no_argument, NULL, IMAGE_OPT_DRAFT},                                             \
+    {                                                                                              \
+        "exif-rotate", no_argument, NULL, IMAGE_OPT_EXIF_ROTATE                                    \
+    }
+#define IMAGE_OPTIONS_HELP                                                                         \
+    "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"           \
+    "      --draft           decode JPEGs at a reduced scale, still at least twice the\n"          \
+    "                        model's input size: several times faster on photos, within a\n"       \
+    "                        few levels of the exact pixels (jclip-embed-image(1))\n"              \
+    "      --exif-rotate     turn photos upright by their EXIF orientation first\n"
+bool image_option(int c, const char *arg, struct jc_image_opts *o);
+
 /* Parses a byte limit, 1 to 2^40; false (and a message) if arg is not one. */
 bool parse_bytes(const char *opt, const char *arg, size_t *out);
 
@@ -221,7 +242,7 @@ typedef bool (*image_batch_fn)(void *ctx, const struct image_batch *b);
  * in order, to fn; stops when fn returns false. False if fn or the pipeline failed.
  */
 bool images_run(const struct image_list *list, const struct jc_model *m, size_t batch,
-                size_t max_pixels, image_batch_fn fn, void *ctx);
+                const struct jc_image_opts *opts, image_batch_fn fn, void *ctx);
 
 /* Where the embed commands write: jsonl (the default), tsv or npy on stdout. */
 enum format { FMT_JSONL, FMT_TSV, FMT_NPY };
@@ -257,9 +278,10 @@ void print_embedding(FILE *f, const float *v, size_t n, enum encoding enc);
 struct record_opts {
     enum jc_record_kind kind; /* the kind the command reads; the other kind is a bad record */
     const char *other;        /* why the other kind is bad, e.g. "embed-text reads \"text\"" */
-    size_t batch, max_tokens, max_pixels;
-    size_t max_line_bytes; /* a longer line is a bad record */
-    unsigned flags;        /* JC_EMBED_RAW */
+    size_t batch, max_tokens;
+    struct jc_image_opts image; /* a record's "draft": true sets draft for its image */
+    size_t max_line_bytes;      /* a longer line is a bad record */
+    unsigned flags;             /* JC_EMBED_RAW */
     enum encoding encoding;
     bool progress; /* a line of counts on stderr */
     /* When set: called with each batch's embeddings before any of its records is written. */

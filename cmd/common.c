@@ -53,6 +53,25 @@ bool parse_bytes(const char *opt, const char *arg, size_t *out)
     return true;
 }
 
+bool image_option(int c, const char *arg, struct jc_image_opts *o)
+{
+    long v;
+
+    switch (c) {
+    case IMAGE_OPT_MAX_PIXELS:
+        if (!parse_long("--max-pixels", arg, 1, 1L << 40, &v))
+            return false;
+        o->max_pixels = (size_t)v;
+        return true;
+    case IMAGE_OPT_DRAFT:
+        o->draft = -1;
+        return true;
+    default:
+        o->exif_rotate = true;
+        return true;
+    }
+}
+
 bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out)
 {
     char *end;

@@ -18,8 +18,7 @@ static const char usage[] =
     "  -r, --recursive       descend into directories (image extensions only, sorted)\n"
     "  -k, --keep-going      skip files that cannot be read and embed the rest\n"
     "      --raw             unnormalised CLS vectors (default: L2-normalised)\n"
-    "  -b, --batch N         images per batch (default 16)\n"
-    "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"
+    "  -b, --batch N         images per batch (default 16)\n" IMAGE_OPTIONS_HELP
     "      --max-line-bytes N  refuse longer --jsonl records (default 67108864)\n"
     "      --progress        show progress on stderr (default: only when it is a terminal)\n"
     "      --dump-pixels F   also write the preprocessed [N, 3, S, S] tensors to F (.npy)\n"
@@ -173,7 +172,7 @@ int cmd_embed_image(int argc, char **argv)
         {"keep-going", no_argument, NULL, 'k'},
         {"raw", no_argument, NULL, 'R'},
         {"batch", required_argument, NULL, 'b'},
-        {"max-pixels", required_argument, NULL, 'P'},
+        IMAGE_LONG_OPTIONS,
         {"max-line-bytes", required_argument, NULL, 'L'},
         {"progress", no_argument, NULL, 'p'},
         {"dump-pixels", required_argument, NULL, 'D'},
@@ -185,7 +184,8 @@ int cmd_embed_image(int argc, char **argv)
     };
     const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL, *encoding = NULL;
     bool recursive = false, jsonl = false;
-    long batch = 16, max_pixels = JC_DEFAULT_MAX_PIXELS, threads = 0;
+    long batch = 16, threads = 0;
+    struct jc_image_opts io = {0};
     size_t max_line_bytes = DEFAULT_MAX_LINE_BYTES;
     struct image_list list = {0};
     struct out out = {0};
@@ -225,8 +225,10 @@ int cmd_embed_image(int argc, char **argv)
             if (!parse_long("--batch", optarg, 1, 1024, &batch))
                 goto out_usage;
             break;
-        case 'P':
-            if (!parse_long("--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+        case IMAGE_OPT_MAX_PIXELS:
+        case IMAGE_OPT_DRAFT:
+        case IMAGE_OPT_EXIF_ROTATE:
+            if (!image_option(c, optarg, &io))
                 goto out_usage;
             break;
         case 'L':
@@ -281,7 +283,7 @@ int cmd_embed_image(int argc, char **argv)
             .kind = JC_RECORD_IMAGE,
             .other = "embed-image takes only \"image\"",
             .batch = (size_t)batch,
-            .max_pixels = (size_t)max_pixels,
+            .image = io,
             .max_line_bytes = max_line_bytes,
             .flags = r.flags,
             .encoding = out.encoding,
@@ -318,7 +320,7 @@ int cmd_embed_image(int argc, char **argv)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     r.t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
-    ok = images_run(&list, r.m, (size_t)batch, (size_t)max_pixels, embed_batch, &r);
+    ok = images_run(&list, r.m, (size_t)batch, &io, embed_batch, &r);
 
     /* Nothing is committed unless every step succeeded. */
     if (ok && out.npy) {

@@ -41,8 +41,9 @@ static bool add_path(struct image_list *p, const char *path, const char *why)
 
 static bool image_name(const char *name)
 {
-    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga",
-                                      ".pnm", ".ppm",  ".pgm", ".pbm", ".jpe", ".jfif"};
+    static const char *const ext[] = {".jpg",  ".jpeg", ".png",  ".bmp", ".gif", ".tga",
+                                      ".pnm",  ".ppm",  ".pgm",  ".pbm", ".jpe", ".jfif",
+                                      ".webp", ".heic", ".heif", ".hif", ".avif"};
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof ext / sizeof *ext; i++)
         if (!strcasecmp(dot, ext[i]))
@@ -198,7 +199,8 @@ struct slot {
 
 struct pipeline {
     const struct image_list *list;
-    size_t batch, max_pixels;
+    size_t batch;
+    struct jc_image_opts opts;
     int size;
     float mean[3], std[3];
     struct slot slot[2];
@@ -228,8 +230,7 @@ static void reason_free(char *r)
 static void decode_one(struct pipeline *pl, struct slot *s, size_t i)
 {
     const size_t per = 3 * (size_t)pl->size * pl->size;
-    const char *path = pl->list->v[s->b.start + i];
-    struct jc_image img;
+    const char *path = pl->list->v[s->b.start + i], *warn;
 
     s->err[i] = NULL;
     s->good[i] = false;
@@ -237,15 +238,14 @@ static void decode_one(struct pipeline *pl, struct slot *s, size_t i)
         s->err[i] = reason(pl->list->why[s->b.start + i]);
         return;
     }
-    if (jc_image_load(path, pl->max_pixels, &img) < 0) {
+    if (jc_image_load_pixels(path, &pl->opts, pl->size, pl->mean, pl->std, s->pixels + i * per,
+                             &warn) < 0) {
         s->err[i] = reason(jc_errmsg());
         return;
     }
-    if (jc_image_preprocess(&img, pl->size, pl->mean, pl->std, s->pixels + i * per) < 0)
-        s->err[i] = reason(jc_errmsg());
-    else
-        s->good[i] = true;
-    jc_image_release(&img);
+    if (warn)
+        warning("'%s': %s", path, warn);
+    s->good[i] = true;
 }
 
 /* Packs the good images of a finished batch to the front, in order. */
@@ -306,17 +306,19 @@ static void *decoder(void *arg)
 }
 
 bool images_run(const struct image_list *list, const struct jc_model *m, size_t batch,
-                size_t max_pixels, image_batch_fn fn, void *ctx)
+                const struct jc_image_opts *opts, image_batch_fn fn, void *ctx)
 {
     struct pipeline pl = {.list = list,
                           .batch = batch,
-                          .max_pixels = max_pixels,
+                          .opts = *opts,
                           .lock = PTHREAD_MUTEX_INITIALIZER,
                           .cond = PTHREAD_COND_INITIALIZER};
     pthread_t thread;
     bool ok = false;
 
     jc_model_preprocess(m, &pl.size, pl.mean, pl.std);
+    if (pl.opts.draft < 0)
+        pl.opts.draft = 2 * pl.size;
     size_t per = 3 * (size_t)pl.size * pl.size;
     for (int i = 0; i < 2; i++) {
         pl.slot[i].pixels = malloc(batch * per * sizeof(float));

@@ -249,18 +249,21 @@ static bool take_text(struct run *r, size_t lineno, struct jc_record *rec)
 
 static bool take_image(struct run *r, size_t lineno, struct jc_record *rec)
 {
-    struct jc_image img;
     size_t per = 3 * (size_t)r->size * r->size;
+    float *out = r->pixels + r->n_good * per;
+    const char *warn;
     int rc;
 
+    struct jc_image_opts io = r->o->image;
+    if (io.draft < 0 || (rec->draft && !io.draft))
+        io.draft = 2 * r->size;
     if (rec->data)
-        rc = jc_image_decode(rec->data, rec->data_len, rec->image, r->o->max_pixels, &img);
+        rc = jc_image_decode_pixels(rec->data, rec->data_len, rec->image, &io, r->size, r->mean,
+                                    r->std, out, &warn);
     else
-        rc = jc_image_load(rec->image, r->o->max_pixels, &img);
-    if (rc == 0) {
-        rc = jc_image_preprocess(&img, r->size, r->mean, r->std, r->pixels + r->n_good * per);
-        jc_image_release(&img);
-    }
+        rc = jc_image_load_pixels(rec->image, &io, r->size, r->mean, r->std, out, &warn);
+    if (rc == 0 && warn)
+        warning("line %zu: '%s': %s", lineno, rec->image, warn);
     char *id = rec->id;
     rec->id = NULL;
     if (rc < 0)

@@ -22,8 +22,7 @@ static const char usage[] =
     "  -k, --top K           print the K best candidates of each query\n"
     "  -f, --format FMT      tsv (default), json or npy\n"
     "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
-    "      --max-file-bytes N  refuse a larger --text-file (default 268435456)\n"
-    "      --max-pixels N    refuse larger images (default 178956970)\n"
+    "      --max-file-bytes N  refuse a larger --text-file (default 268435456)\n" IMAGE_OPTIONS_HELP
     "  -m, --model DIR       model directory (not needed for .npy inputs alone)\n"
     "      --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
@@ -308,13 +307,14 @@ int cmd_similarity(int argc, char **argv)
         {"threads", required_argument, NULL, 'P'},
         {"max-tokens", required_argument, NULL, 'M'},
         {"max-file-bytes", required_argument, NULL, 'S'},
-        {"max-pixels", required_argument, NULL, 'X'},
+        IMAGE_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct state s = {0};
     size_t max_file_bytes = DEFAULT_MAX_FILE_BYTES;
-    long max_tokens = DEFAULT_MAX_TOKENS, max_pixels = JC_DEFAULT_MAX_PIXELS;
+    long max_tokens = DEFAULT_MAX_TOKENS;
+    struct jc_image_opts io = {0};
     const char *model = NULL, *format = NULL;
     long top = 0, threads = 0;
     int c, group = 0, status = EXIT_FAIL;
@@ -383,9 +383,15 @@ int cmd_similarity(int argc, char **argv)
             }
             break;
         case 'M':
-        case 'X':
-            if (!parse_long(c == 'M' ? "--max-tokens" : "--max-pixels", optarg, c == 'M' ? 2 : 1,
-                            c == 'M' ? 1L << 24 : 1L << 40, c == 'M' ? &max_tokens : &max_pixels)) {
+            if (!parse_long("--max-tokens", optarg, 2, 1L << 24, &max_tokens)) {
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case IMAGE_OPT_MAX_PIXELS:
+        case IMAGE_OPT_DRAFT:
+        case IMAGE_OPT_EXIF_ROTATE:
+            if (!image_option(c, optarg, &io)) {
                 status = EXIT_USAGE;
                 goto out;
             }
@@ -514,7 +520,7 @@ int cmd_similarity(int argc, char **argv)
         for (size_t k = 0; ok && k < s.n_in; k++)
             if (s.in[k].kind == IN_IMAGE)
                 ok = image_list_add(&images, s.in[k].value, false);
-        ok = ok && images_run(&images, m, 16, (size_t)max_pixels, take_images, &r);
+        ok = ok && images_run(&images, m, 16, &io, take_images, &r);
         free(r.vecs);
         if (!ok)
             goto out;

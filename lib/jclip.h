@@ -257,22 +257,37 @@ int jc_image_size(const char *path, int *w, int *h);
 /* Pillow's decompression-bomb limit, the default pixel limit. */
 #define JC_DEFAULT_MAX_PIXELS 178956970u
 
+/* How to read an image; NULL options mean the defaults (all fields zero). */
+struct jc_image_opts {
+    size_t max_pixels; /* refuse larger images, from the header; 0: JC_DEFAULT_MAX_PIXELS */
+    /*
+     * JPEG draft decoding: 0 decodes at full size, exactly as Pillow does. Otherwise the
+     * smallest of libjpeg's DCT-domain scales (1/8 to 8/8) whose short side is still at least
+     * `draft` pixels: far faster on large photos, a few levels from the exact pixels.
+     */
+    int draft;
+    bool exif_rotate; /* apply the EXIF Orientation tag, as Pillow's ImageOps.exif_transpose */
+};
+
 /* An 8-bit RGB image, rows top to bottom. */
 struct jc_image {
     int w, h;
-    uint8_t *rgb; /* [h, w, 3], malloc'd; jc_image_release frees it */
+    uint8_t *rgb;        /* [h, w, 3], malloc'd; jc_image_release frees it */
+    const char *warning; /* a static string when metadata asked for were unreadable, or NULL */
 };
 
 /*
- * Decodes an image file (JPEG, PNG, BMP, GIF first frame, TGA, PNM) and converts it to RGB
- * as PIL.Image.convert('RGB') does: grey replicated, alpha dropped, palettes expanded,
- * 16-bit reduced to 8. Images with no pixels or more than max_pixels are refused from the
- * header, before any pixel is decoded. Errors name the file and say why.
+ * Decodes an image file (JPEG, PNG, WebP, HEIC, AVIF, GIF first frame, BMP, TGA, PNM) and
+ * converts it to RGB as PIL.Image.convert('RGB') does: grey replicated, alpha dropped,
+ * palettes expanded, CMYK converted, 16-bit reduced to 8. Images with no pixels or more than
+ * the pixel limit are refused from the header, before any pixel is decoded; damaged data
+ * (a truncated file, a corrupt scan) are errors, never filled in. Errors name the file and
+ * say why.
  */
-int jc_image_load(const char *path, size_t max_pixels, struct jc_image *img);
+int jc_image_load(const char *path, const struct jc_image_opts *o, struct jc_image *img);
 
 /* The same from memory; `name` is used in errors. */
-int jc_image_decode(const void *buf, size_t len, const char *name, size_t max_pixels,
+int jc_image_decode(const void *buf, size_t len, const char *name, const struct jc_image_opts *o,
                     struct jc_image *img);
 
 void jc_image_release(struct jc_image *img);
@@ -290,6 +305,20 @@ int jc_image_resize_crop(const struct jc_image *img, int size, uint8_t *out);
  */
 int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3],
                         const float std[3], float *out);
+
+/*
+ * jc_image_load and jc_image_preprocess in one, with the same result to the bit. Where the
+ * decoder can hand over rows as it makes them (JPEG), each row is resized as it comes and
+ * the full-size image is never stored: a 12-megapixel photo needs a few hundred kilobytes
+ * instead of 36 MB. *warning is set as jc_image's warning is.
+ */
+int jc_image_load_pixels(const char *path, const struct jc_image_opts *o, int size,
+                         const float mean[3], const float std[3], float *out, const char **warning);
+
+/* The same from memory; `name` is used in errors. */
+int jc_image_decode_pixels(const void *buf, size_t len, const char *name,
+                           const struct jc_image_opts *o, int size, const float mean[3],
+                           const float std[3], float *out, const char **warning);
 
 /* ---- output files ----------------------------------------------------------------------- */
 
@@ -351,7 +380,7 @@ int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
  * The lines of the --jsonl mode: one JSON object (RFC 8259) per line,
  *
  *     {"id": ANY, "text": STRING}
- *     {"id": ANY, "image": PATH | "data:image/TYPE[;...];base64,DATA"}
+ *     {"id": ANY, "image": PATH | "data:image/TYPE[;...];base64,DATA"[, "draft": BOOL]}
  *
  * "id" is required and may be any JSON value; no other keys are allowed, nor a key twice.
  */
@@ -369,6 +398,7 @@ struct jc_record {
     char *image;   /* IMAGE: the path; for a data URI its head, "data:image/png;base64," */
     uint8_t *data; /* IMAGE from a data URI: the decoded bytes [data_len]; else NULL */
     size_t data_len;
+    bool draft; /* IMAGE: "draft": true, decode a JPEG at a reduced scale */
 };
 
 /*

@@ -36,6 +36,13 @@ static double bicubic(double x)
 int jc_resample_coeffs_init(struct jc_resample_coeffs *c, int in_size, int64_t out_size,
                             int64_t first, int n)
 {
+    return jc_resample_coeffs_init_box(c, in_size, (double)((float)in_size - 0.0f), out_size, first,
+                                       n);
+}
+
+int jc_resample_coeffs_init_box(struct jc_resample_coeffs *c, int in_size, double box,
+                                int64_t out_size, int64_t first, int n)
+{
     double scale, filterscale, support, ss, *w;
 
     memset(c, 0, sizeof *c);
@@ -48,7 +55,7 @@ int jc_resample_coeffs_init(struct jc_resample_coeffs *c, int in_size, int64_t o
      * box edges are floats, the filter argument is multiplied by 1/filterscale (not divided
      * by filterscale), and the weights are divided by their sum before quantisation.
      */
-    scale = (double)((float)in_size - 0.0f) / (double)out_size;
+    scale = box / (double)out_size;
     filterscale = scale < 1.0 ? 1.0 : scale;
     support = 2.0 * filterscale;
     if (ceil(support) > (INT_MAX - 1) / 2)
@@ -195,100 +202,126 @@ static void resample_columns(const uint8_t *src, size_t stride, int width, int64
     }
 }
 
-int jc_image_resize_crop(const struct jc_image *img, int size, uint8_t *out)
+int jc_resizer_init(struct jc_resizer *r, int w, int h, int size)
 {
-    struct jc_resample_coeffs hc = {0}, vc = {0};
-    uint8_t *tmp = NULL;
-    int32_t *acc = NULL;
-    const uint8_t *src;
-    size_t stride;
-    int64_t rw, rh, left, top, y0, y1, shift;
+    const struct jc_draft_geom g = {w, h, (float)w, (float)h};
+    return jc_resizer_init_geom(r, w, h, size, &g);
+}
+
+int jc_resizer_init_geom(struct jc_resizer *r, int w, int h, int size,
+                         const struct jc_draft_geom *g)
+{
     int rc;
 
-    if (!img || !img->rgb || img->w <= 0 || img->h <= 0)
+    memset(r, 0, sizeof *r);
+    if (w <= 0 || h <= 0 || g->w <= 0 || g->h <= 0)
         return jc_fail(JC_EINVAL, "cannot resize an image with no pixels");
     if (size <= 0 || size > MAX_SIZE)
         return jc_fail(JC_EINVAL, "cannot resize to %d pixels: out of range", size);
-
-    jc_resize_target(img->w, img->h, size, &rw, &rh);
-    left = jc_crop_offset(rw, size);
-    top = jc_crop_offset(rh, size);
-
+    r->w = w;
+    r->h = h;
+    r->size = size;
+    /* the resize and the crop of the full-size image, whatever scale it was decoded at */
+    jc_resize_target(g->w, g->h, size, &r->rw, &r->rh);
+    r->left = jc_crop_offset(r->rw, size);
+    r->top = jc_crop_offset(r->rh, size);
     /* Pillow skips the pass of an axis whose size does not change, torchvision both */
-    bool need_h = rw != img->w, need_v = rh != img->h;
-    if (!need_h && !need_v) {
-        for (int y = 0; y < size; y++)
-            memcpy(out + (size_t)y * size * 3,
-                   img->rgb + ((size_t)(top + y) * (size_t)img->w + (size_t)left) * 3,
-                   (size_t)size * 3);
-        return 0;
-    }
-
-    if (need_v) {
-        if ((rc = jc_resample_coeffs_init(&vc, img->h, rh, top, size)) < 0)
+    r->need_h = r->rw != w || g->box_w != (double)w;
+    r->need_v = r->rh != h || g->box_h != (double)h;
+    if (r->need_v) {
+        if ((rc = jc_resample_coeffs_init_box(&r->vc, h, g->box_h, r->rh, r->top, size)) < 0)
             return rc;
-        /* the intermediate image holds only the input rows the kept output rows use */
-        y0 = vc.bounds[0];
-        y1 = vc.bounds[2 * (size - 1)] + vc.bounds[2 * (size - 1) + 1];
+        /* only the input rows the kept output rows use */
+        r->y0 = r->vc.bounds[0];
+        r->y1 = r->vc.bounds[2 * (size - 1)] + r->vc.bounds[2 * (size - 1) + 1];
     } else {
-        y0 = top;
-        y1 = top + size;
+        r->y0 = r->top;
+        r->y1 = r->top + size;
     }
-
-    if (need_h) {
-        if ((rc = jc_resample_coeffs_init(&hc, img->w, rw, left, size)) < 0)
-            goto out_release;
-        if (!need_v) {
-            resample_rows(img->rgb, img->w, y0, size, &hc, out);
-            rc = 0;
-            goto out_release;
-        }
-        if (!(tmp = jc_malloc((size_t)(y1 - y0) * (size_t)size * 3, "the resized rows"))) {
-            rc = JC_ENOMEM;
-            goto out_release;
-        }
-        resample_rows(img->rgb, img->w, y0, y1 - y0, &hc, tmp);
-        src = tmp;
-        stride = (size_t)size * 3;
-        shift = y0;
-    } else {
-        src = img->rgb + (size_t)left * 3;
-        stride = (size_t)img->w * 3;
-        shift = 0;
-    }
-
-    if (!(acc = jc_malloc((size_t)size * 3 * sizeof *acc, "resampling sums"))) {
+    if (r->need_h &&
+        (rc = jc_resample_coeffs_init_box(&r->hc, w, g->box_w, r->rw, r->left, size)) < 0)
+        goto out_release;
+    r->x0 = r->need_h ? r->hc.bounds[0] : (int)r->left;
+    r->x1 = r->need_h ? r->hc.bounds[2 * (size - 1)] + r->hc.bounds[2 * (size - 1) + 1]
+                      : (int)r->left + size;
+    if (!(r->rows = jc_malloc((size_t)(r->y1 - r->y0) * (size_t)size * 3, "the resized rows"))) {
         rc = JC_ENOMEM;
-        goto out_free;
+        goto out_release;
     }
-    resample_columns(src, stride, size, shift, &vc, out, acc);
-    rc = 0;
-    free(acc);
-out_free:
-    free(tmp);
+    return 0;
 out_release:
-    jc_resample_coeffs_release(&hc);
-    jc_resample_coeffs_release(&vc);
+    jc_resizer_release(r);
     return rc;
 }
 
-int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3],
-                        const float std[3], float *out)
+void jc_resizer_row(struct jc_resizer *r, int y, const uint8_t *rgb)
 {
-    float lut[3][256];
-    uint8_t *crop;
-    size_t plane;
+    if (y < r->y0 || y >= r->y1)
+        return;
+    uint8_t *o = r->rows + (size_t)(y - r->y0) * (size_t)r->size * 3;
+    if (r->need_h)
+        resample_rows(rgb, r->w, 0, 1, &r->hc, o);
+    else
+        memcpy(o, rgb + (size_t)r->left * 3, (size_t)r->size * 3);
+}
+
+int jc_resizer_finish(struct jc_resizer *r, uint8_t *out)
+{
+    size_t n = (size_t)r->size * 3;
+    int32_t *acc;
+
+    if (!r->need_v) {
+        memcpy(out, r->rows, n * (size_t)r->size);
+        return 0;
+    }
+    if (!(acc = jc_malloc(n * sizeof *acc, "resampling sums")))
+        return JC_ENOMEM;
+    resample_columns(r->rows, n, r->size, r->y0, &r->vc, out, acc);
+    free(acc);
+    return 0;
+}
+
+void jc_resizer_release(struct jc_resizer *r)
+{
+    jc_resample_coeffs_release(&r->hc);
+    jc_resample_coeffs_release(&r->vc);
+    free(r->rows);
+    r->rows = NULL;
+}
+
+int jc_image_resize_crop(const struct jc_image *img, int size, uint8_t *out)
+{
+    const struct jc_draft_geom g = {0, 0, 0, 0};
+    return jc_resize_crop_geom(img, size, &g, out);
+}
+
+int jc_resize_crop_geom(const struct jc_image *img, int size, const struct jc_draft_geom *g,
+                        uint8_t *out)
+{
+    struct jc_draft_geom full = *g;
+    struct jc_resizer r;
     int rc;
 
-    if (size <= 0 || size > MAX_SIZE)
-        return jc_fail(JC_EINVAL, "cannot resize to %d pixels: out of range", size);
-    plane = (size_t)size * (size_t)size;
-    if (!(crop = jc_malloc(plane * 3, "the cropped image")))
-        return JC_ENOMEM;
-    if ((rc = jc_image_resize_crop(img, size, crop)) < 0)
-        goto out_free;
+    if (!img || !img->rgb)
+        return jc_fail(JC_EINVAL, "cannot resize an image with no pixels");
+    if (full.box_w == 0) /* not a draft: the image is its own full size */
+        full = (struct jc_draft_geom){img->w, img->h, (float)img->w, (float)img->h};
+    if ((rc = jc_resizer_init_geom(&r, img->w, img->h, size, &full)) < 0)
+        return rc;
+    for (int64_t y = r.y0; y < r.y1; y++)
+        jc_resizer_row(&r, (int)y, img->rgb + (size_t)y * (size_t)img->w * 3);
+    rc = jc_resizer_finish(&r, out);
+    jc_resizer_release(&r);
+    return rc;
+}
 
-    /* ToTensor divides (not multiplies by 1/255); Normalize subtracts, then divides */
+/* ToTensor divides (not multiplies by 1/255); Normalize subtracts, then divides */
+void jc_normalize(const uint8_t *crop, int size, const float mean[3], const float std[3],
+                  float *out)
+{
+    size_t plane = (size_t)size * (size_t)size;
+    float lut[3][256];
+
     for (int c = 0; c < 3; c++) {
         for (int b = 0; b < 256; b++) {
             float v = (float)b / 255.0f;
@@ -300,7 +333,27 @@ int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3
         out[plane + i] = lut[1][crop[3 * i + 1]];
         out[2 * plane + i] = lut[2][crop[3 * i + 2]];
     }
-out_free:
+}
+
+int jc_image_preprocess(const struct jc_image *img, int size, const float mean[3],
+                        const float std[3], float *out)
+{
+    const struct jc_draft_geom g = {0, 0, 0, 0};
+    return jc_preprocess_geom(img, size, &g, mean, std, out);
+}
+
+int jc_preprocess_geom(const struct jc_image *img, int size, const struct jc_draft_geom *g,
+                       const float mean[3], const float std[3], float *out)
+{
+    uint8_t *crop;
+    int rc;
+
+    if (size <= 0 || size > MAX_SIZE)
+        return jc_fail(JC_EINVAL, "cannot resize to %d pixels: out of range", size);
+    if (!(crop = jc_malloc((size_t)size * (size_t)size * 3, "the cropped image")))
+        return JC_ENOMEM;
+    if ((rc = jc_resize_crop_geom(img, size, g, crop)) == 0)
+        jc_normalize(crop, size, mean, std, out);
     free(crop);
     return rc;
 }

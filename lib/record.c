@@ -549,7 +549,7 @@ static int image_value(char *s, size_t len, struct jc_record *out)
 int jc_record_parse(const char *line, size_t len, struct jc_record *out)
 {
     struct scan s = {0};
-    struct member id = {0}, text = {0}, image = {0}, *m;
+    struct member id = {0}, text = {0}, image = {0}, draft = {0}, *m;
     const char *bad = NULL, *bad_end = NULL, *first;
     bool duplicate = false;
     char name[72];
@@ -600,6 +600,7 @@ int jc_record_parse(const char *line, size_t len, struct jc_record *out)
         m = klen == 2 && !memcmp(k, "id", 2)      ? &id
             : klen == 4 && !memcmp(k, "text", 4)  ? &text
             : klen == 5 && !memcmp(k, "image", 5) ? &image
+            : klen == 5 && !memcmp(k, "draft", 5) ? &draft
                                                   : NULL;
         free(k);
         if (m && !m->val) {
@@ -624,6 +625,15 @@ int jc_record_parse(const char *line, size_t len, struct jc_record *out)
             return jc_fail(JC_EFORMAT, "duplicate key %s", name);
         return jc_fail(JC_EFORMAT, "unknown key %s (a record has \"id\" and \"text\" or \"image\")",
                        name);
+    }
+    if (draft.val) {
+        size_t dl = (size_t)(draft.end - draft.val);
+        if (dl == 4 && !memcmp(draft.val, "true", 4))
+            out->draft = true;
+        else if (!(dl == 5 && !memcmp(draft.val, "false", 5)))
+            return jc_fail(JC_EFORMAT, "\"draft\" is %s, not true or false", kind_name(*draft.val));
+        if (text.val)
+            return jc_fail(JC_EFORMAT, "\"draft\" is for image records, not text");
     }
     if (!id.val)
         return jc_fail(JC_EFORMAT, "missing \"id\"");

@@ -218,7 +218,7 @@ int main(int argc, char **argv)
 
     /* Images from decoded pixels. */
     struct jc_image img;
-    if (jc_image_load(jpeg, JC_DEFAULT_MAX_PIXELS, &img) < 0)
+    if (jc_image_load(jpeg, NULL, &img) < 0)
         die(jpeg);
     size_t per = 3 * (size_t)size * size;
     float *pixels = malloc(32 * per * sizeof *pixels);

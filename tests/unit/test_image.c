@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include "photo.h"
 #include "preprocess.h"
 
 #include <cjson/cJSON.h>
@@ -278,7 +279,7 @@ static size_t make_gif(uint8_t *file, int sw, int sh, int fx, int fy, int fw, in
 static void decode_ok(const uint8_t *file, size_t len, int w, int h, const uint8_t *rgb)
 {
     struct jc_image img;
-    if (jc_image_decode(file, len, "mem", JC_DEFAULT_MAX_PIXELS, &img) < 0)
+    if (jc_image_decode(file, len, "mem", NULL, &img) < 0)
         fail_msg("%s", jc_errmsg());
     assert_int_equal(img.w, w);
     assert_int_equal(img.h, h);
@@ -297,8 +298,7 @@ static void expect_error(int rc, int code, const char *name, const char *why)
 static void decode_fails(const uint8_t *file, size_t len, const char *why)
 {
     struct jc_image img;
-    expect_error(jc_image_decode(file, len, "mem", JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, "mem",
-                 why);
+    expect_error(jc_image_decode(file, len, "mem", NULL, &img), JC_EFORMAT, "mem", why);
     assert_null(img.rgb);
 }
 
@@ -333,7 +333,7 @@ static void test_golden(void **state)
         struct jc_image img;
 
         assert_true(snprintf(path, sizeof path, "%s/%s", TU_GOLDEN, g->file) < (int)sizeof path);
-        if (jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img) < 0)
+        if (jc_image_load(path, NULL, &img) < 0)
             fail_msg("%s", jc_errmsg());
         assert_int_equal(img.w, g->w);
         assert_int_equal(img.h, g->h);
@@ -524,7 +524,7 @@ static void test_speed(void **state)
     double best = 1e9;
     (void)state;
 
-    if (jc_image_load(TU_GOLDEN "/images/synth_640x480_noise.png", JC_DEFAULT_MAX_PIXELS, &img) < 0)
+    if (jc_image_load(TU_GOLDEN "/images/synth_640x480_noise.png", NULL, &img) < 0)
         fail_msg("%s", jc_errmsg());
     for (int i = 0; i < 5; i++) {
         double t = now();
@@ -828,6 +828,159 @@ static void test_jpeg_kernels(void **state)
         decode_fails(JPEG_440P, cut, cut ? "" : "empty file");
 }
 
+/* ---- every decoder against Pillow ------------------------------------------------------- */
+
+/* Decodes `file` with the options and compares with the raw RGB in `expect` (w x h). */
+static void expect_pixels(const char *file, const struct jc_image_opts *o, const char *expect,
+                          int w, int h)
+{
+    struct jc_image img;
+    size_t len;
+    char *want = tu_read(expect, &len);
+
+    if (jc_image_load(file, o, &img) < 0)
+        fail_msg("%s", jc_errmsg());
+    if (img.w != w || img.h != h || len != (size_t)w * h * 3)
+        fail_msg("%s: %d x %d, Pillow %d x %d (%zu bytes)", file, img.w, img.h, w, h, len);
+    if (memcmp(img.rgb, want, len)) {
+        size_t i = 0;
+        while (img.rgb[i] == (uint8_t)want[i])
+            i++;
+        fail_msg("%s: byte %zu is %d, Pillow %d", file, i, img.rgb[i], (uint8_t)want[i]);
+    }
+    jc_image_release(&img);
+    free(want);
+}
+
+/*
+ * tests/golden/decode: JPEG (every sampling, progressive, restarts, arithmetic, grey, CMYK,
+ * YCCK, odd sizes), WebP (lossy, lossless, alpha, animated) and EXIF orientations, each
+ * against the pixels Pillow 9.4 gives, bit for bit.
+ */
+static void test_decoders(void **state)
+{
+    char *manifest, *line, *save;
+    int files = 0, rotated = 0;
+    size_t len;
+    (void)state;
+
+    manifest = tu_read(TU_GOLDEN "/decode/manifest.tsv", &len);
+    line = strtok_r(manifest, "\n", &save); /* the header */
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        char name[64], ew[16], eh[16], path[160], expect[192];
+        int w, h;
+        if (sscanf(line, "%63s %d %d %*s %15s %15s", name, &w, &h, ew, eh) != 5)
+            fail_msg("manifest line '%s'", line);
+        snprintf(path, sizeof path, TU_GOLDEN "/decode/%s", name);
+        snprintf(expect, sizeof expect, "%s.rgb", path);
+        expect_pixels(path, NULL, expect, w, h);
+        files++;
+        if (strcmp(ew, "-")) {
+            snprintf(expect, sizeof expect, "%s.exif.rgb", path);
+            expect_pixels(path, &(struct jc_image_opts){.exif_rotate = true}, expect, atoi(ew),
+                          atoi(eh));
+            rotated++;
+        }
+    }
+    free(manifest);
+    assert_true(files >= 30);
+    assert_int_equal(rotated, 9);
+
+    /* an EXIF block whose IFD offset points past its end: a warning, the image as stored */
+    struct jc_image img;
+    assert_int_equal(jc_image_load(TU_GOLDEN "/decode/exif_bogus.jpg",
+                                   &(struct jc_image_opts){.exif_rotate = true}, &img),
+                     0);
+    assert_non_null(img.warning);
+    assert_int_equal(img.w, 24);
+    jc_image_release(&img);
+    assert_int_equal(jc_image_load(TU_GOLDEN "/decode/orient_6.jpg", NULL, &img), 0);
+    assert_null(img.warning);
+    assert_int_equal(img.w, 24); /* not rotated unless asked */
+    jc_image_release(&img);
+}
+
+/* Draft decoding picks the smallest M/8 scale that keeps the short side at the target. */
+static void test_draft(void **state)
+{
+    static const struct {
+        int draft, w, h;
+    } cases[] = {
+        {41, 63, 41}, {40, 63, 41}, {36, 56, 36}, {11, 16, 11}, {10, 16, 11}, {1, 8, 6},
+    };
+    struct jc_image img;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct jc_image_opts o = {.draft = cases[i].draft};
+        if (jc_image_load(TU_GOLDEN "/decode/restart.jpg", &o, &img) < 0)
+            fail_msg("%s", jc_errmsg());
+        if (img.w != cases[i].w || img.h != cases[i].h)
+            fail_msg("draft %d: %d x %d, expected %d x %d", cases[i].draft, img.w, img.h,
+                     cases[i].w, cases[i].h);
+        jc_image_release(&img);
+    }
+    /* other formats ignore it */
+    assert_int_equal(
+        jc_image_load(TU_GOLDEN "/images/chelsea.png", &(struct jc_image_opts){.draft = 8}, &img),
+        0);
+    assert_int_equal(img.w, 451);
+    jc_image_release(&img);
+}
+
+/*
+ * Photos of phone-camera size and shape (scripts/photo.c): the streamed decode (rows resized
+ * as libjpeg makes them) gives the bytes of a full decode then a resize, in landscape and
+ * portrait; and draft decoding stays within its stated fidelity of the exact pixels.
+ */
+static void test_photos(void **state)
+{
+    static const float MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    /* the bounds jclip-embed-image(1) states: 12-megapixel photos, and smaller ones */
+    static const struct {
+        int w, h;
+        double mean;
+        long max;
+    } sizes[] = {{4032, 3024, 0.3, 4}, {3024, 4032, 0.3, 4}, {1001, 999, 0.5, 12}};
+    static float a[3 * 224 * 224], b[3 * 224 * 224];
+    const char *warn;
+    (void)state;
+
+    for (unsigned i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        uint8_t *jpeg;
+        size_t len;
+        struct jc_image img;
+        assert_int_equal(jc_make_photo(TU_GOLDEN "/images", sizes[i].w, sizes[i].h, i, &jpeg, &len),
+                         0);
+        if (jc_image_decode_pixels(jpeg, len, "photo", NULL, 224, MEAN, STD, a, &warn) < 0 ||
+            jc_image_decode(jpeg, len, "photo", NULL, &img) < 0)
+            fail_msg("%s", jc_errmsg());
+        assert_int_equal(jc_image_preprocess(&img, 224, MEAN, STD, b), 0);
+        assert_memory_equal(a, b, sizeof a);
+        jc_image_release(&img);
+
+        /* draft: at least 448 on the short side, resampled over the full image's geometry */
+        struct jc_image_opts o = {.draft = 448};
+        assert_int_equal(jc_image_decode(jpeg, len, "photo", &o, &img), 0);
+        assert_true(img.w >= 448 && img.h >= 448 && img.w < sizes[i].w);
+        jc_image_release(&img);
+        assert_int_equal(jc_image_decode_pixels(jpeg, len, "photo", &o, 224, MEAN, STD, b, &warn),
+                         0);
+        double sum = 0;
+        long max = 0;
+        for (size_t k = 0; k < sizeof a / sizeof *a; k++) {
+            long d = lround(fabs(a[k] - b[k]) * STD[k / (224 * 224)] * 255);
+            sum += (double)d;
+            max = d > max ? d : max;
+        }
+        double mean = sum / (sizeof a / sizeof *a);
+        if (mean > sizes[i].mean || max > sizes[i].max)
+            fail_msg("%d x %d: draft mean |d| %.3f, max %ld", sizes[i].w, sizes[i].h, mean, max);
+        free(jpeg);
+    }
+}
+
 /* ---- errors ------------------------------------------------------------------------------- */
 
 static void test_errors(void **state)
@@ -839,37 +992,32 @@ static void test_errors(void **state)
     (void)state;
 
     path = write_tmp("empty.png", "", 0);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path, "empty file");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "empty file");
     assert_null(img.rgb);
 
     path = write_tmp("notes.jpg", "just some text\n", 15);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path,
-                 "not an image");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "not an image");
 
     data = tu_read(TU_GOLDEN "/images/rocket.jpg", &len);
     path = write_tmp("half.jpg", data, len / 2);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path,
-                 "truncated JPEG");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "truncated JPEG");
     path = write_tmp("nearly.jpg", data, len - 2);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path,
-                 "truncated JPEG");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "truncated JPEG");
     /* a prefix that ends inside the headers is truncated too */
     decode_fails((const uint8_t *)data, 100, "truncated JPEG");
     free(data);
 
-    /* a Huffman table of 4080 codes, which would overflow stb's arrays of 257 */
+    /* a Huffman table of 4080 codes; and a fill byte before SOI, which Pillow refuses too */
     uint8_t dht[32] = {0xFF, 0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
     memset(dht + 8, 0xFF, 16);
-    decode_fails(dht + 1, 24, "bad Huffman table");
-    decode_fails(dht, 25, "bad Huffman table");
+    decode_fails(dht + 1, 24, "corrupt JPEG (bogus Huffman table definition)");
+    decode_fails(dht, 25, "not an image");
 
     data = tu_read(TU_GOLDEN "/images/chelsea.png", &len);
     path = write_tmp("half.png", data, len / 2);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path,
-                 "truncated PNG");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "truncated PNG");
     path = write_tmp("nearly.png", data, len - 1);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EFORMAT, path,
-                 "truncated PNG");
+    expect_error(jc_image_load(path, NULL, &img), JC_EFORMAT, path, "truncated PNG");
     free(data);
 
     /* signature and IHDR only: the size alone decides, before anything is allocated */
@@ -882,15 +1030,16 @@ static void test_errors(void **state)
     ihdr[9] = 2;
     png_chunk(huge, &hl, "IHDR", ihdr, 13);
     path = write_tmp("huge.png", huge, hl);
-    assert_int_equal(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_ELIMIT);
+    assert_int_equal(jc_image_load(path, NULL, &img), JC_ELIMIT);
     snprintf(want, sizeof want,
              "'%s' is 100000 x 100000 = 10000000000 pixels, more than the limit of 178956970",
              path);
     assert_string_equal(jc_errmsg(), want);
     assert_null(img.rgb);
     /* a smaller limit applies to any image */
-    expect_error(jc_image_load(TU_GOLDEN "/images/synth_227x500.png", 1000, &img), JC_ELIMIT,
-                 "synth_227x500.png", "113500 pixels, more than the limit of 1000");
+    expect_error(jc_image_load(TU_GOLDEN "/images/synth_227x500.png",
+                               &(struct jc_image_opts){.max_pixels = 1000}, &img),
+                 JC_ELIMIT, "synth_227x500.png", "113500 pixels, more than the limit of 1000");
     /* a PNG with no pixels */
     put32be(ihdr, 0);
     hl = 8;
@@ -899,12 +1048,11 @@ static void test_errors(void **state)
 
     path = tmp_path("a-directory.png");
     assert_int_equal(mkdir(path, 0700), 0);
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EIO, path, "is a directory");
+    expect_error(jc_image_load(path, NULL, &img), JC_EIO, path, "is a directory");
     assert_int_equal(rmdir(path), 0);
 
     path = tmp_path("missing.png");
-    expect_error(jc_image_load(path, JC_DEFAULT_MAX_PIXELS, &img), JC_EIO, path,
-                 "No such file or directory");
+    expect_error(jc_image_load(path, NULL, &img), JC_EIO, path, "No such file or directory");
 }
 
 /* Prefixes of golden files fail; flipped bytes decode or fail, never crash. */
@@ -922,13 +1070,13 @@ static void test_prefixes(void **state)
         uint8_t *data = (uint8_t *)tu_read(path, &len);
         size_t step = len > 4096 ? len / 509 : 1;
         for (size_t cut = 0; cut < len; cut += step) {
-            int rc = jc_image_decode(data, cut, files[f], JC_DEFAULT_MAX_PIXELS, &img);
+            int rc = jc_image_decode(data, cut, files[f], NULL, &img);
             if (rc != JC_EFORMAT)
                 fail_msg("%s cut to %zu bytes: %d %s", files[f], cut, rc, jc_errmsg());
         }
         for (size_t i = 0; i<len; i += len> 4096 ? len / 97 : 1) {
             data[i] ^= 0x5A;
-            if (jc_image_decode(data, len, files[f], JC_DEFAULT_MAX_PIXELS, &img) == 0)
+            if (jc_image_decode(data, len, files[f], NULL, &img) == 0)
                 jc_image_release(&img);
             data[i] ^= 0x5A;
         }
@@ -964,6 +1112,8 @@ int main(void)
         cmocka_unit_test(test_speed),          cmocka_unit_test(test_png_variants),
         cmocka_unit_test(test_other_formats),  cmocka_unit_test(test_jpeg_kernels),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_decoders),       cmocka_unit_test(test_draft),
+        cmocka_unit_test(test_photos),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

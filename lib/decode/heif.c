@@ -1,0 +1,131 @@
+/*
+ * HEIC and AVIF through libheif: the primary image, with the rotation and mirroring its
+ * container asks for (as the HEIF standard requires; EXIF orientation is not applied on top),
+ * as libheif's 8-bit interleaved RGB. Alpha is dropped, as convert('RGB') drops it.
+ */
+#include "decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libheif/heif.h>
+
+static bool sniff(const uint8_t *p, size_t len)
+{
+    if (len < 12 || memcmp(p + 4, "ftyp", 4))
+        return false;
+    enum heif_filetype_result r = heif_check_filetype(p, len > 64 ? 64 : (int)len);
+    return r == heif_filetype_yes_supported || r == heif_filetype_yes_unsupported;
+}
+
+/* "corrupt HEIF (libheif's message)", or truncated when libheif says the data end early */
+static int fail(const struct jc_decode *d, struct heif_error e)
+{
+    /* libheif's messages may end in a newline or hold several lines */
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", e.message ? e.message : "unknown error");
+    for (char *c = msg; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    for (size_t n = strlen(msg); n && msg[n - 1] == ' ';)
+        msg[--n] = '\0';
+    struct heif_error err = {e.code, e.subcode, msg};
+
+    if (err.subcode == heif_suberror_Security_limit_exceeded)
+        return jc_fail(JC_ELIMIT, "cannot %s '%s': HEIF image over libheif's size limits (%s)",
+                       d->verb, d->name, err.message);
+    if (err.code == heif_error_Memory_allocation_error)
+        return jc_fail(JC_ENOMEM, "cannot %s '%s': out of memory", d->verb, d->name);
+    if (err.code == heif_error_Invalid_input && err.subcode == heif_suberror_End_of_data)
+        return jc_fail(JC_EFORMAT, "cannot %s '%s': truncated HEIF (%s)", d->verb, d->name,
+                       err.message);
+    if (err.code == heif_error_Unsupported_feature || err.code == heif_error_Unsupported_filetype)
+        return jc_fail(JC_EFORMAT, "cannot %s '%s': unsupported HEIF (%s)", d->verb, d->name,
+                       err.message);
+    return jc_fail(JC_EFORMAT, "cannot %s '%s': corrupt HEIF (%s)", d->verb, d->name, err.message);
+}
+
+/* The context and its primary image; on failure the error is recorded and ctx freed. */
+static int open_primary(const struct jc_decode *d, struct heif_context **ctx,
+                        struct heif_image_handle **handle)
+{
+    struct heif_error err;
+
+    *handle = NULL;
+    if (!(*ctx = heif_context_alloc()))
+        return jc_fail(JC_ENOMEM, "cannot %s '%s': out of memory", d->verb, d->name);
+    /* libheif's own guard against huge headers, beside the pixel limit checked after */
+    heif_context_set_maximum_image_size_limit(*ctx, 1 << 16);
+    err = heif_context_read_from_memory_without_copy(*ctx, d->p, d->len, NULL);
+    if (err.code == heif_error_Ok)
+        err = heif_context_get_primary_image_handle(*ctx, handle);
+    if (err.code != heif_error_Ok) {
+        int rc = fail(d, err); /* the message lives in the context */
+        heif_context_free(*ctx);
+        *ctx = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static int size(struct jc_decode *d, long long *w, long long *h)
+{
+    struct heif_context *ctx;
+    struct heif_image_handle *handle;
+    int rc;
+
+    if ((rc = open_primary(d, &ctx, &handle)) < 0)
+        return rc;
+    *w = heif_image_handle_get_width(handle);
+    *h = heif_image_handle_get_height(handle);
+    heif_image_handle_release(handle);
+    heif_context_free(ctx);
+    return 0;
+}
+
+static int decode(struct jc_decode *d, struct jc_image *img)
+{
+    struct heif_context *ctx;
+    struct heif_image_handle *handle;
+    struct heif_image *him = NULL;
+    struct heif_error err;
+    uint8_t *rgb = NULL;
+    const uint8_t *plane;
+    int rc, stride;
+
+    if ((rc = open_primary(d, &ctx, &handle)) < 0)
+        return rc;
+    long long w = heif_image_handle_get_width(handle), h = heif_image_handle_get_height(handle);
+    if ((rc = jc_decode_limits(d, w, h)) < 0)
+        goto out_release;
+    err = heif_decode_image(handle, &him, heif_colorspace_RGB, heif_chroma_interleaved_RGB, NULL);
+    if (err.code != heif_error_Ok) {
+        rc = fail(d, err);
+        goto out_release;
+    }
+    plane = heif_image_get_plane_readonly(him, heif_channel_interleaved, &stride);
+    if (!plane || heif_image_get_width(him, heif_channel_interleaved) != w ||
+        heif_image_get_height(him, heif_channel_interleaved) != h) {
+        rc = jc_fail(JC_EFORMAT,
+                     "cannot decode '%s': corrupt HEIF (no RGB image of the header's size)",
+                     d->name);
+        goto out_release;
+    }
+    if (!(rgb = jc_malloc((size_t)w * (size_t)h * 3, "a HEIF image's pixels"))) {
+        rc = JC_ENOMEM;
+        goto out_release;
+    }
+    for (long long y = 0; y < h; y++)
+        memcpy(rgb + (size_t)y * (size_t)w * 3, plane + (size_t)y * (size_t)stride, (size_t)w * 3);
+    img->w = (int)w;
+    img->h = (int)h;
+    img->rgb = rgb;
+out_release:
+    heif_image_release(him);
+    heif_image_handle_release(handle);
+    heif_context_free(ctx);
+    return rc;
+}
+
+const struct jc_decoder jc_decoder_heif = {"HEIF", sniff, size, decode};
