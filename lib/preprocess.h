@@ -74,7 +74,8 @@ struct jc_resizer {
     int64_t y0, y1;            /* the input rows used */
     int x0, x1;                /* the input columns used */
     struct jc_resample_coeffs hc, vc;
-    uint8_t *rows; /* [y1 - y0, size, 3]: each used row, horizontally resampled */
+    uint8_t *rows;   /* [y1 - y0, size, 3]: each used row, horizontally resampled */
+    int32_t *planes; /* [3, x1 - x0]: the row being resampled, a plane per channel */
 };
 
 /* 0, or JC_EINVAL / JC_ENOMEM with the message set (nothing to release then). */

@@ -10,10 +10,17 @@
  * Element-wise work (norms, activations, softmax) is not counted, so an efficiency of
  * 100% would mean those cost nothing.
  *
+ * The photo rows use 4032 x 3024 JPEGs (4:2:0, quality 90, about 3 MB) made here from the
+ * golden pictures with noise (scripts/photo.c): end to end through the jclip binary, exact and
+ * with --draft, as images/s and as a fraction of the from-pixels rate of the same run; and
+ * decoding alone, one thread, per megapixel.
+ *
  * usage: jclip-bench [MODEL_DIR [JCLIP_BINARY [JPEG]]]
  */
 #include "jclip.h"
+#include "photo.h"
 
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,26 +78,33 @@ static void sample_peak(void)
 }
 
 static struct bench_row {
-    const char *name, *unit;
-    double value, flops_per_s; /* flops_per_s < 0: no efficiency to show */
-} rows[16];
+    const char *name, *unit, *note; /* note: after the columns, or NULL */
+    double value, flops_per_s;      /* flops_per_s < 0: no efficiency to show */
+} rows[24];
 static int n_rows;
 
-static void row(const char *name, double value, const char *unit, double flops_per_s)
+static void row_note(const char *name, double value, const char *unit, double flops_per_s,
+                     const char *note)
 {
     sample_peak(); /* after this row's workload, before the next one's */
     if (n_rows < (int)(sizeof rows / sizeof *rows))
-        rows[n_rows++] = (struct bench_row){name, unit, value, flops_per_s};
+        rows[n_rows++] = (struct bench_row){name, unit, note, value, flops_per_s};
+}
+
+static void row(const char *name, double value, const char *unit, double flops_per_s)
+{
+    row_note(name, value, unit, flops_per_s, NULL);
 }
 
 static void print_rows(void)
 {
     for (int i = 0; i < n_rows; i++) {
         if (rows[i].flops_per_s < 0)
-            printf("%-44s %12.1f %-10s\n", rows[i].name, rows[i].value, rows[i].unit);
+            printf("%-44s %12.2f %-10s %7s", rows[i].name, rows[i].value, rows[i].unit, "");
         else
-            printf("%-44s %12.2f %-10s %6.1f%%\n", rows[i].name, rows[i].value, rows[i].unit,
+            printf("%-44s %12.2f %-10s %6.1f%%", rows[i].name, rows[i].value, rows[i].unit,
                    100.0 * rows[i].flops_per_s * 1e-9 / peak);
+        printf(rows[i].note ? "   %s\n" : "\n", rows[i].note);
     }
 }
 
@@ -172,6 +186,137 @@ static double first_output(char *const *argv, struct rusage *ru)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
     return t;
+}
+
+#define N_PHOTOS  16
+#define PHOTO_W   4032
+#define PHOTO_H   3024
+#define PHOTO_MPX (PHOTO_W * PHOTO_H / 1e6)
+
+/* Seconds per photo, one thread, best of 3 passes over the photos; decode (and resize). */
+static double time_decode(uint8_t **jpeg, size_t *len, const struct jc_image_opts *o, bool whole,
+                          int size, const float mean[3], const float std[3], float *px)
+{
+    double best = 1e30;
+    const char *warn;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        for (int i = 0; i < N_PHOTOS; i++) {
+            struct jc_image img;
+            int rc = whole ? jc_image_decode(jpeg[i], len[i], "photo", o, &img)
+                           : jc_image_decode_pixels(jpeg[i], len[i], "photo", o, size, mean, std,
+                                                    px, &warn);
+            if (rc < 0)
+                die("decode photo");
+            if (whole)
+                jc_image_release(&img);
+        }
+        double t = (now() - t0) / N_PHOTOS;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+/* The 12-megapixel rows. */
+static void photo_rows(const char *bin, const char *dir, double fi, double from_pixels, int size,
+                       const float mean[3], const float std[3])
+{
+    static char units[4][96];
+    char tmp[] = "/tmp/jclip-bench-XXXXXX", path[N_PHOTOS][64];
+    uint8_t *jpeg[N_PHOTOS];
+    size_t len[N_PHOTOS], bytes = 0;
+    float *a = malloc(3 * (size_t)size * size * sizeof *a);
+    float *b = malloc(3 * (size_t)size * size * sizeof *b);
+
+    if (!mkdtemp(tmp) || !a || !b)
+        die("photo rows");
+    for (int i = 0; i < N_PHOTOS; i++) {
+        if (jc_make_photo("tests/golden/images", PHOTO_W, PHOTO_H, (unsigned)i, &jpeg[i], &len[i]))
+            exit(1);
+        snprintf(path[i], sizeof path[i], "%s/p%02d.jpg", tmp, i);
+        FILE *f = fopen(path[i], "wb");
+        if (!f || fwrite(jpeg[i], 1, len[i], f) != len[i] || fclose(f))
+            die("writing a photo");
+        bytes += len[i];
+    }
+    printf("photos: %d of %d x %d, 4:2:0, quality 90, %.1f MB each on average\n", N_PHOTOS, PHOTO_W,
+           PHOTO_H, bytes / (double)N_PHOTOS / 1e6);
+
+    /* end to end: 96 photos (each file six times), three batches of 32, so decoding overlaps
+       the tower as it does on a folder of photos; exact and draft */
+    for (int draft = 0; draft <= 1; draft++) {
+        char *argv[6 * N_PHOTOS + 10];
+        int k = 0;
+        argv[k++] = (char *)bin;
+        argv[k++] = "embed-image";
+        argv[k++] = "-m";
+        argv[k++] = (char *)dir;
+        argv[k++] = "-b";
+        argv[k++] = "32";
+        argv[k++] = "-f";
+        argv[k++] = "npy";
+        if (draft)
+            argv[k++] = "--draft";
+        for (int i = 0; i < 6 * N_PHOTOS; i++)
+            argv[k++] = path[i % N_PHOTOS];
+        argv[k] = NULL;
+        struct rusage ru;
+        double best = 1e30; /* the photos were just written: in the page cache */
+        for (int r = 0; r < 2; r++) {
+            double t0 = now();
+            if (first_output(argv, &ru) < 0)
+                die("jclip embed-image on the photos");
+            double t = now() - t0;
+            best = t < best ? t : best;
+        }
+        double rate = 6 * N_PHOTOS / best;
+        snprintf(units[draft], sizeof units[draft], "%.0f%% of the from-pixels rate",
+                 100 * rate / from_pixels);
+        row_note(draft ? "12-MP photos, batch 32, end to end, --draft"
+                       : "12-MP photos, batch 32, end to end, exact",
+                 rate, "images/s", rate * fi, units[draft]);
+    }
+
+    /* decoding alone, one thread */
+    const struct jc_image_opts exact = {0}, draft = {.draft = 2 * size};
+    double de = time_decode(jpeg, len, &exact, true, size, mean, std, a);
+    double dd = time_decode(jpeg, len, &draft, true, size, mean, std, a);
+    double pe = time_decode(jpeg, len, &exact, false, size, mean, std, a);
+    double pd = time_decode(jpeg, len, &draft, false, size, mean, std, a);
+    row_note("12-MP photo decode, 1 thread, exact", de * 1e3 / PHOTO_MPX, "ms/MP", -1,
+             "to a full-size RGB image");
+    row_note("12-MP photo decode, 1 thread, --draft", dd * 1e3 / PHOTO_MPX, "ms/MP", -1,
+             "to the reduced image");
+    row_note("  decode + resize + crop, exact", pe * 1e3 / PHOTO_MPX, "ms/MP", -1,
+             "as embed-image does it, row by row");
+    row_note("  decode + resize + crop, --draft", pd * 1e3 / PHOTO_MPX, "ms/MP", -1, NULL);
+
+    /* what --draft costs in fidelity: the 224 x 224 RGB against the exact one */
+    double sum = 0;
+    long max = 0;
+    const char *warn;
+    for (int i = 0; i < N_PHOTOS; i++) {
+        if (jc_image_decode_pixels(jpeg[i], len[i], "photo", &exact, size, mean, std, a, &warn) <
+                0 ||
+            jc_image_decode_pixels(jpeg[i], len[i], "photo", &draft, size, mean, std, b, &warn) < 0)
+            die("decode photo");
+        for (size_t k = 0; k < 3 * (size_t)size * size; k++) {
+            long d = lround(fabs(a[k] - b[k]) * std[k / ((size_t)size * size)] * 255);
+            sum += (double)d;
+            max = d > max ? d : max;
+        }
+    }
+    snprintf(units[2], sizeof units[2], "mean |difference| in levels of 255; max %ld", max);
+    row_note("  --draft against exact, 224x224 RGB", sum / (N_PHOTOS * 3.0 * size * size), "levels",
+             -1, units[2]);
+
+    for (int i = 0; i < N_PHOTOS; i++) {
+        unlink(path[i]);
+        free(jpeg[i]);
+    }
+    rmdir(tmp);
+    free(a);
+    free(b);
 }
 
 int main(int argc, char **argv)
@@ -266,10 +411,10 @@ int main(int argc, char **argv)
         fclose(res);
     }
     row("one 8192-token text", t8k * 1e3, "ms", t8k > 0 ? text_flops(&in.text, 8192) / t8k : 0);
-    static char rss_unit[64];
-    snprintf(rss_unit, sizeof rss_unit, "MB         (mapped text weights %.1f MB)",
+    static char rss_note[64];
+    snprintf(rss_note, sizeof rss_note, "mapped text weights %.1f MB",
              in.text.params * 4 / 1048576.0);
-    row("  its peak RSS (VmHWM)", hwm_kb / 1024.0, rss_unit, -1);
+    row_note("  its peak RSS (VmHWM)", hwm_kb / 1024.0, "MB", -1, rss_note);
 
     /* Whole processes: end to end from JPEG files, and start-up to first caption. */
     char *jpegs[64 + 8];
@@ -289,6 +434,8 @@ int main(int argc, char **argv)
         double t = now() - t0;
         row("images, batch 32, end to end from JPEG", 64 / t, "images/s", 64 * fi / t);
     }
+    photo_rows(bin, dir, fi, 32 / t32, size, mean, std);
+
     char *cap[] = {(char *)bin, "embed-text", "-m", (char *)dir, "a photo of a cat", NULL};
     first_output(cap, &ru);
     double best = 1e30;
@@ -299,7 +446,7 @@ int main(int argc, char **argv)
     }
     row("process start to first caption embedding", best * 1e3, "ms", -1);
 
-    printf("%-44s %12s %-10s %7s\n", "workload", "throughput", "unit", "of peak");
+    printf("%-44s %12s %-10s %7s\n", "workload", "value", "unit", "of peak");
     printf("%-44s %12.2f %-10s %6.1f%%   (best of %d samples between the rows, lowest %.2f)\n",
            "OpenBLAS SGEMM 2048^3", peak, "GFLOP/s", 100.0, peak_samples, peak_low);
     print_rows();
