@@ -226,11 +226,16 @@ valgrind: models
 		find $(VG_LOG_DIR) -name '*.log' -size +0 -exec cat {} +; exit 1; fi
 	@echo "valgrind: $$(ls $(VG_LOG_DIR) | wc -l) jclip runs, no errors, no definite leaks"
 
-# A first run with no download: the generated tiny model (random weights, real shapes).
+# A first run with no download: the README's zero-shot classification of four photos, and a
+# search of them by a sentence, on the generated tiny model (random weights, real shapes).
+# tests/cli/first_run.bats runs it as the README spells it.
+demo: DEMO_PHOTOS := $(addprefix tests/golden/images/,chelsea.png rocket.jpg coffee.png astronaut.png)
 demo: jclip $(MODELS)/tiny/model.safetensors
-	./jclip info -m $(MODELS)/tiny
-	./jclip count-tokens -m $(MODELS)/tiny --tokens "A photo of a cat"
-	./jclip embed-text -m $(MODELS)/tiny "A photo of a cat" "A photo of a dog" | cut -c1-72
+	./jclip classify -m $(MODELS)/tiny -l "cat,rocket,cup of coffee,astronaut,dog" $(DEMO_PHOTOS)
+	@mkdir -p $(BUILD)/demo
+	./jclip embed-image -m $(MODELS)/tiny -o $(BUILD)/demo/photos.npy $(DEMO_PHOTOS)
+	./jclip similarity -m $(MODELS)/tiny -t "a rocket on the launch pad" --against $(BUILD)/demo/photos.npy --top 1
+	@echo "demo: the test model's weights are random, so these labels and this match mean nothing; ./jclip download fetches jina-clip-v1"
 
 install: jclip
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
