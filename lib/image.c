@@ -84,10 +84,11 @@ static int orient(struct jc_image *img, int orientation)
     return 0;
 }
 
-int jc_image_decode(const void *buf, size_t len, const char *name, const struct jc_image_opts *o,
-                    struct jc_image *img)
+/* A decode of buf with the options (NULL: the defaults). */
+static struct jc_decode request(const void *buf, size_t len, const char *name,
+                                const struct jc_image_opts *o)
 {
-    struct jc_decode d = {
+    return (struct jc_decode){
         .p = buf,
         .len = len,
         .name = name,
@@ -97,6 +98,12 @@ int jc_image_decode(const void *buf, size_t len, const char *name, const struct 
         .exif = o && o->exif_rotate,
         .orientation = 1,
     };
+}
+
+int jc_image_decode(const void *buf, size_t len, const char *name, const struct jc_image_opts *o,
+                    struct jc_image *img)
+{
+    struct jc_decode d = request(buf, len, name, o);
     const struct jc_decoder *dec;
     int rc;
 
@@ -119,23 +126,14 @@ int jc_image_decode_pixels(const void *buf, size_t len, const char *name,
 {
     struct jc_resizer rz = {0};
     struct jc_image img = {0};
-    struct jc_decode d = {
-        .p = buf,
-        .len = len,
-        .name = name,
-        .verb = "decode",
-        .max_pixels = o && o->max_pixels ? o->max_pixels : JC_DEFAULT_MAX_PIXELS,
-        .draft = o ? o->draft : 0,
-        .exif = o && o->exif_rotate,
-        .orientation = 1,
-        .sink = &rz,
-        .size = size,
-    };
+    struct jc_decode d = request(buf, len, name, o);
     const struct jc_decoder *dec;
     uint8_t *crop = NULL;
     int rc;
 
     *warning = NULL;
+    d.sink = &rz;
+    d.size = size;
     if ((rc = find(&d, &dec)) < 0 || (rc = dec->decode(&d, &img)) < 0)
         goto out_release;
     *warning = d.warning;

@@ -264,6 +264,8 @@ struct jc_image_opts {
      * JPEG draft decoding: 0 decodes at full size, exactly as Pillow does. Otherwise the
      * smallest of libjpeg's DCT-domain scales (1/8 to 8/8) whose short side is still at least
      * `draft` pixels: far faster on large photos, a few levels from the exact pixels.
+     * jc_image_load gives the reduced image; jc_image_load_pixels resamples it over the full
+     * image's geometry, as it must be to stand for it.
      */
     int draft;
     bool exif_rotate; /* apply the EXIF Orientation tag, as Pillow's ImageOps.exif_transpose */
