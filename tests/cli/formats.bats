@@ -38,7 +38,10 @@ ppm() {
 }
 
 @test "HEIC and AVIF decode to libheif's RGB, as heif-convert writes it" {
-    for ext in heic avif; do
+    exts="heic avif"
+    # valgrind's VEX runs out of room translating dav1d's AV1 assembly, and stops
+    [ -z "${JCLIP_REAL:-}" ] || exts=heic
+    for ext in $exts; do
         f="$BATS_TEST_TMPDIR/coffee.$ext"
         heif-enc -q 60 -p chroma=444 -o "$f" "$IMAGES/coffee.png" > /dev/null
         heif-convert "$f" "$BATS_TEST_TMPDIR/coffee_$ext.png" > /dev/null
