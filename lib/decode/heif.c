@@ -9,7 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dav1d/dav1d.h>
+#include <dlfcn.h>
 #include <libheif/heif.h>
+
+/*
+ * libheif decodes AVIF with dav1d and leaves dav1d's logger at its default, which prints
+ * what it finds wrong in a damaged file ("Error parsing OBU data") straight to stderr, beside
+ * jclip's own one-line error. libheif has no setting for it, so jclip defines dav1d's
+ * settings constructor itself: the linker exports it, libheif's call binds to it, and it
+ * takes dav1d's defaults with the logger off. Errors still come back through libheif.
+ */
+DAV1D_API void dav1d_default_settings(Dav1dSettings *s)
+{
+    static void (*real)(Dav1dSettings *);
+
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "dav1d_default_settings");
+    if (real)
+        real(s);
+    s->logger.callback = NULL;
+}
 
 static bool sniff(const uint8_t *p, size_t len)
 {

@@ -179,6 +179,18 @@ all_fail() {
     done
 }
 
+@test "a damaged AV1 stream: one line on stderr, nothing from the AV1 decoder" {
+    [ -z "${JCLIP_REAL:-}" ] || skip "valgrind cannot translate dav1d's assembly"
+    f="$BATS_TEST_TMPDIR/bad.avif"
+    heif-enc -A -q 60 -p chroma=444 -o "$f" "$IMAGES/coffee.png" > /dev/null
+    m=$(grep -obUa mdat "$f" | head -1 | cut -d: -f1)
+    printf '\xff\xff\xff' | dd of="$f" bs=1 seek=$((m + 4)) conv=notrunc 2> /dev/null
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" "$f"
+    [ "$status" -eq 1 ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "jclip embed-image: cannot decode '$f': corrupt HEIF ("*")" ]]
+}
+
 @test "huge sizes in headers are refused before any allocation" {
     # a JPEG frame header of 65500 x 65500, a WebP of 16383 x 16384: over the pixel limit
     f="$BATS_TEST_TMPDIR/huge.jpg"
