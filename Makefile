@@ -7,6 +7,8 @@ JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-decla
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
 LDLIBS   += -lopenblas -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lheif -lexif -lm -lpthread
+# Only the jclip binary serves HTTP (cmd/serve.c): the library and its tests do without.
+SERVE_LIBS := -lmicrohttpd
 BUILD    ?= build
 
 LIB_SRC    := $(sort $(wildcard lib/*.c lib/decode/*.c))
@@ -42,7 +44,7 @@ TEST_CFGS  := tiny tiny12
 all: $(JCLIP_BIN) $(GEN)
 
 $(JCLIP_BIN): $(CMD_OBJ) $(BUILD)/libjclip.a
-	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SERVE_LIBS)
 
 $(BUILD)/libjclip.a: $(LIB_OBJ)
 	@rm -f $@

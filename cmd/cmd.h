@@ -18,6 +18,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_count_tokens(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_download(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "jclip <command>", the prefix of every message. */
 extern const char *cmd_prefix;
@@ -266,6 +267,12 @@ enum encoding { ENC_FLOAT, ENC_BASE64, ENC_BINARY, ENC_UBINARY };
 
 /* Parses --encoding; false (and a message) if arg names no encoding. */
 bool parse_encoding(const char *arg, enum encoding *out);
+
+/* The same without a message, for names that come from elsewhere (an HTTP request). */
+bool encoding_from_name(const char *name, enum encoding *out);
+
+/* The API's name of an encoding: "float", "base64", "binary" or "ubinary". */
+const char *encoding_name(enum encoding enc);
 
 /* Writes v[0..n) as a JSON value in the encoding. */
 void print_embedding(FILE *f, const float *v, size_t n, enum encoding enc);

@@ -26,6 +26,7 @@ static const struct command commands[] = {
      "count the tokens of texts, or the API cost of images"},
     {"info", cmd_info, true, "show the model, its dimensions and how it will run"},
     {"download", cmd_download, false, "download jina-clip-v1 into the Hugging Face cache"},
+    {"serve", cmd_serve, true, "serve the Jina and OpenAI embeddings APIs over local HTTP"},
     {"help", cmd_help, false, "show help for jclip or a command"},
 };
 

@@ -18,14 +18,27 @@
 /* Bad records held behind a pending batch before it is run early, to bound the queue. */
 #define MAX_QUEUED 4096
 
-bool parse_encoding(const char *arg, enum encoding *out)
+static const char *const encoding_names[] = {"float", "base64", "binary", "ubinary"};
+
+bool encoding_from_name(const char *name, enum encoding *out)
 {
-    static const char *const names[] = {"float", "base64", "binary", "ubinary"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(arg, names[i])) {
+    for (size_t i = 0; i < sizeof encoding_names / sizeof *encoding_names; i++)
+        if (!strcmp(name, encoding_names[i])) {
             *out = (enum encoding)i;
             return true;
         }
+    return false;
+}
+
+const char *encoding_name(enum encoding enc)
+{
+    return encoding_names[enc];
+}
+
+bool parse_encoding(const char *arg, enum encoding *out)
+{
+    if (encoding_from_name(arg, out))
+        return true;
     error("--encoding: '%s' is not float, base64, binary or ubinary", arg);
     return false;
 }
