@@ -153,7 +153,12 @@ static inline uint8_t clip8(int32_t v)
  * order, so every copy gives Pillow's bytes (and JCLIP_ISA has nothing to choose here).
  * This pass is most of the time a 12-megapixel photo takes to preprocess.
  */
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize"))) static void
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RESAMPLE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RESAMPLE_CLONES /* aarch64's Advanced SIMD is its baseline */
+#endif
+RESAMPLE_CLONES __attribute__((optimize("tree-vectorize"))) static void
 resample_row(const uint8_t *row, int x0, int count, const struct jc_resample_coeffs *c,
              int32_t *planes, uint8_t *o)
 {
