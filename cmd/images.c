@@ -283,6 +283,17 @@ static void help(struct pipeline *pl, struct slot *s)
     }
 }
 
+/* Opens the batch starting at start in s; called with pl->lock held. */
+static void open_batch(struct pipeline *pl, struct slot *s, size_t start)
+{
+    size_t total = pl->list->n;
+    s->b.start = start;
+    s->b.n = total - start < pl->batch ? total - start : pl->batch;
+    s->next = s->done = 0;
+    s->open = true;
+    pthread_cond_broadcast(&pl->cond); /* the main thread may be waiting to help */
+}
+
 static void *decoder(void *arg)
 {
     struct pipeline *pl = arg;
@@ -294,11 +305,7 @@ static void *decoder(void *arg)
             pthread_cond_wait(&pl->cond, &pl->lock);
         if (pl->stop)
             break;
-        s->b.start = start;
-        s->b.n = total - start < pl->batch ? total - start : pl->batch;
-        s->next = s->done = 0;
-        s->open = true;
-        pthread_cond_broadcast(&pl->cond); /* the main thread may be waiting to help */
+        open_batch(pl, s, start);
         help(pl, s);
     }
     pthread_mutex_unlock(&pl->lock);
@@ -331,14 +338,14 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
             goto out_free;
         }
     }
-    if (pthread_create(&thread, NULL, decoder, &pl) != 0) {
-        error("cannot start the decoder thread");
-        goto out_free;
-    }
+    /* without a thread (none can be made under a tight memory limit) the main one decodes */
+    bool threaded = pthread_create(&thread, NULL, decoder, &pl) == 0;
     ok = true;
     for (size_t k = 0, start = 0; ok && start < list->n; k++, start += batch) {
         struct slot *s = &pl.slot[k % 2];
         pthread_mutex_lock(&pl.lock);
+        if (!threaded)
+            open_batch(&pl, s, start);
         while (!s->ready) {
             if (s->open && s->b.start == start)
                 help(&pl, s);
@@ -361,7 +368,8 @@ bool images_run(const struct image_list *list, const struct jc_model *m, size_t 
     pl.stop = true;
     pthread_cond_broadcast(&pl.cond);
     pthread_mutex_unlock(&pl.lock);
-    pthread_join(thread, NULL);
+    if (threaded)
+        pthread_join(thread, NULL);
 out_free:
     for (int i = 0; i < 2; i++) {
         for (size_t j = 0; pl.slot[i].err && j < batch; j++)
