@@ -42,24 +42,45 @@ bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out);
 #define DEFAULT_MAX_TOKENS     8192                /* per text; longer texts are truncated */
 
 /*
- * How the image commands read images: --max-pixels, --draft and --exif-rotate, the same
+ * How the image commands read images: --max-pixels, --draft, --exif-rotate and the fetching
+ * of image URLs (--no-fetch, --max-image-bytes, --fetch-timeout), the same
  * options with the same help on every command that reads images. Their getopt codes are
  * IMAGE_OPT_*; image_option() takes one, false (and a message) on a bad value. --draft is
  * recorded as draft = -1, twice the model's input size once the model is known.
  */
-enum { IMAGE_OPT_MAX_PIXELS = 0x200, IMAGE_OPT_DRAFT, IMAGE_OPT_EXIF_ROTATE };
+enum {
+    IMAGE_OPT_MAX_PIXELS = 0x200,
+    IMAGE_OPT_DRAFT,
+    IMAGE_OPT_EXIF_ROTATE,
+    IMAGE_OPT_NO_FETCH,
+    IMAGE_OPT_MAX_IMAGE_BYTES,
+    IMAGE_OPT_FETCH_TIMEOUT,
+};
 #define IMAGE_LONG_OPTIONS                                                                         \
     {"max-pixels", required_argument, NULL, IMAGE_OPT_MAX_PIXELS},                                 \
         {"draft", no_argument, NULL, IMAGE_OPT_DRAFT},                                             \
+        {"exif-rotate", no_argument, NULL, IMAGE_OPT_EXIF_ROTATE},                                 \
+        {"no-fetch", no_argument, NULL, IMAGE_OPT_NO_FETCH},                                       \
+        {"max-image-bytes", required_argument, NULL, IMAGE_OPT_MAX_IMAGE_BYTES},                   \
     {                                                                                              \
-        "exif-rotate", no_argument, NULL, IMAGE_OPT_EXIF_ROTATE                                    \
+        "fetch-timeout", required_argument, NULL, IMAGE_OPT_FETCH_TIMEOUT                          \
     }
+#define IMAGE_OPT_CASES                                                                            \
+    case IMAGE_OPT_MAX_PIXELS:                                                                     \
+    case IMAGE_OPT_DRAFT:                                                                          \
+    case IMAGE_OPT_EXIF_ROTATE:                                                                    \
+    case IMAGE_OPT_NO_FETCH:                                                                       \
+    case IMAGE_OPT_MAX_IMAGE_BYTES:                                                                \
+    case IMAGE_OPT_FETCH_TIMEOUT
 #define IMAGE_OPTIONS_HELP                                                                         \
     "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"           \
     "      --draft           decode JPEGs at a reduced scale, still at least twice the\n"          \
     "                        model's input size: several times faster on photos, within a\n"       \
     "                        few levels of the exact pixels (jclip-embed-image(1))\n"              \
-    "      --exif-rotate     turn photos upright by their EXIF orientation first\n"
+    "      --exif-rotate     turn photos upright by their EXIF orientation first\n"                \
+    "      --no-fetch        refuse image URLs (http://, https://) instead of fetching them\n"     \
+    "      --max-image-bytes N  refuse a fetched image larger than N bytes (default 33554432)\n"   \
+    "      --fetch-timeout S  give up fetching an image after S seconds (default 30)\n"
 bool image_option(int c, const char *arg, struct jc_image_opts *o);
 
 /* Parses a byte limit, 1 to 2^40; false (and a message) if arg is not one. */

@@ -66,6 +66,16 @@ bool image_option(int c, const char *arg, struct jc_image_opts *o)
     case IMAGE_OPT_DRAFT:
         o->draft = -1;
         return true;
+    case IMAGE_OPT_NO_FETCH:
+        o->fetch.no_fetch = true;
+        return true;
+    case IMAGE_OPT_MAX_IMAGE_BYTES:
+        return parse_bytes("--max-image-bytes", arg, &o->fetch.max_bytes);
+    case IMAGE_OPT_FETCH_TIMEOUT:
+        if (!parse_long("--fetch-timeout", arg, 1, 3600, &v))
+            return false;
+        o->fetch.timeout = v;
+        return true;
     default:
         o->exif_rotate = true;
         return true;

@@ -225,9 +225,7 @@ int cmd_embed_image(int argc, char **argv)
             if (!parse_long("--batch", optarg, 1, 1024, &batch))
                 goto out_usage;
             break;
-        case IMAGE_OPT_MAX_PIXELS:
-        case IMAGE_OPT_DRAFT:
-        case IMAGE_OPT_EXIF_ROTATE:
+        IMAGE_OPT_CASES:
             if (!image_option(c, optarg, &io))
                 goto out_usage;
             break;

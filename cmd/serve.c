@@ -3,11 +3,13 @@
  *
  * libmicrohttpd's polling threads read requests. A handler parses the JSON, tokenizes the
  * texts and base64-decodes the images, queues one job per input and suspends its connection.
- * One worker thread owns the model (the library allows one thread per model): it gathers
- * jobs of one kind from every waiting request into a batch, decodes the images, runs the
- * tower, and resumes a request's connection once its last job is done; the handler then
- * writes the response. So concurrent requests share batches, and a vector is the same as
- * the CLI's because the library makes a vector independent of its batch.
+ * Images given by URL first go to a few fetcher threads, which download them (libcurl, under
+ * the size cap and timeout of --max-image-bytes and --fetch-timeout) and pass them on. One
+ * worker thread owns the model (the library allows one thread per model): it gathers jobs of
+ * one kind from every waiting request into a batch, decodes the images, runs the tower, and
+ * resumes a request's connection once its last job is done; the handler then writes the
+ * response. So concurrent requests share batches, and a vector is the same as the CLI's
+ * because the library makes a vector independent of its batch.
  */
 #include "cmd.h"
 
@@ -35,19 +37,22 @@ static const char usage[] =
     "      --max-batch N     inputs per batch of the model, across requests (default 32)\n"
     "      --max-body-bytes N  refuse larger request bodies with 413 (default 67108864)\n"
     "      --api-key KEY     require \"Authorization: Bearer KEY\" (default: "
-    "$JCLIP_API_KEY)\n" IMAGE_OPTIONS_HELP
+    "$JCLIP_API_KEY)\n"
+    "      --idle-timeout S  close a connection idle for S seconds (default "
+    "30)\n" IMAGE_OPTIONS_HELP
     "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
     "  -h, --help            show this help\n"
     "Serves POST /v1/embeddings, GET /v1/models and GET /health until SIGINT or SIGTERM.\n";
 
-#define MODEL_NAME         "jina-clip-v1"
-#define MAX_INPUTS         2048 /* per request; more is a 413 */
-#define POOL_THREADS       4    /* libmicrohttpd's: parsing and tokenizing beside the model */
-#define CONNECTION_LIMIT   256
-#define CONNECTION_TIMEOUT 30   /* seconds a connection may sit idle: slow clients let go */
-#define BATCH_WAIT_MS      3    /* an idle worker waits this long for more jobs to join */
-#define DRAIN_SECONDS      20   /* how long a shutdown waits for requests in flight */
-#define TOKEN_BUDGET       8192 /* tokens per text batch, as the CLI's batcher has it */
+#define MODEL_NAME       "jina-clip-v1"
+#define MAX_INPUTS       2048 /* per request; more is a 413 */
+#define POOL_THREADS     4    /* libmicrohttpd's: parsing and tokenizing beside the model */
+#define CONNECTION_LIMIT 256
+#define BATCH_WAIT_MS    3    /* an idle worker waits this long for more jobs to join */
+#define DRAIN_SECONDS    20   /* how long a shutdown waits for requests in flight */
+#define TOKEN_BUDGET     8192 /* tokens per text batch, as the CLI's batcher has it */
+#define FETCH_THREADS    4    /* image URLs fetched at once */
+#define SCHEME_CHARS     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
 
 enum route { ROUTE_EMBED = 1, ROUTE_MODELS, ROUTE_MODEL, ROUTE_HEALTH };
 enum kind { KIND_TEXT, KIND_IMAGE };
@@ -64,6 +69,7 @@ struct job {
     size_t n_ids;
     uint8_t *data; /* image: the encoded file [len], malloc'd */
     size_t len;
+    char *url; /* image: where to fetch it from, malloc'd; NULL once fetched */
 };
 
 struct request {
@@ -96,6 +102,7 @@ struct server {
     struct jc_model *m;
     const struct jc_tokenizer *tk;
     size_t dim, max_batch, max_body;
+    unsigned idle_timeout; /* seconds a connection may sit idle: stalled clients let go */
     int size;
     float mean[3], std[3];
     struct jc_image_opts image;
@@ -107,6 +114,10 @@ struct server {
     unsigned long long seq;
     bool stop, abort;
     long in_flight;
+    /* the fetchers' */
+    pthread_cond_t fetch_wake;
+    struct job *fetch_head, *fetch_tail;
+    bool fetch_stop;
     /* the worker's */
     struct job **batch;
     const int32_t **ids;
@@ -239,19 +250,30 @@ static enum MHD_Result send_embeddings(struct request *r)
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
-/* Records the first failure of a request; the worker's thread only. */
+/* Records the first failure of a request; the worker and the fetchers, not under the lock. */
 static void fail_request(struct request *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void fail_request(struct request *r, int status, const char *fmt, ...)
 {
     va_list ap;
-    if (r->fail)
-        return;
-    r->fail = status;
-    va_start(ap, fmt);
-    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-    va_end(ap);
+    pthread_mutex_lock(&r->srv->lock);
+    if (!r->fail) {
+        r->fail = status;
+        va_start(ap, fmt);
+        vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&r->srv->lock);
+}
+
+/* Whether a request has failed; not under the lock. */
+static bool failed(struct request *r)
+{
+    pthread_mutex_lock(&r->srv->lock);
+    bool f = r->fail != 0;
+    pthread_mutex_unlock(&r->srv->lock);
+    return f;
 }
 
 /*
@@ -287,10 +309,11 @@ static void run_texts(struct server *s, size_t n)
 {
     size_t good = 0;
     unsigned flags = 0;
+    bool *ok = s->decoded; /* in this batch of the model */
 
     for (size_t i = 0; i < n; i++) {
         struct job *j = s->batch[i];
-        if (j->req->fail)
+        if (!(ok[i] = !failed(j->req)))
             continue;
         flags = j->req->flags;
         s->ids[good] = j->ids;
@@ -303,7 +326,7 @@ static void run_texts(struct server *s, size_t n)
     }
     for (size_t i = 0, k = 0; i < n; i++) {
         struct job *j = s->batch[i];
-        if (!j->req->fail)
+        if (ok[i])
             memcpy(j->req->vecs + j->index * s->dim, s->out + k++ * s->dim,
                    s->dim * sizeof *s->out);
     }
@@ -322,7 +345,7 @@ static void run_images(struct server *s, size_t n)
         int rc;
 
         ok[i] = false;
-        if (j->req->fail)
+        if (failed(j->req))
             continue;
         snprintf(name, sizeof name, "input[%zu]", j->index);
         /* jc_image_decode and jc_image_preprocess give jc_image_decode_pixels's pixels, and
@@ -351,10 +374,22 @@ static void run_images(struct server *s, size_t n)
     }
     for (size_t i = 0, k = 0; i < n; i++) {
         struct job *j = s->batch[i];
-        if (ok[i] && !j->req->fail)
+        if (ok[i])
             memcpy(j->req->vecs + j->index * s->dim, s->out + k * s->dim, s->dim * sizeof *s->out);
         k += ok[i];
     }
+}
+
+/* Counts job j done; true when its request has no job left. Under the lock. */
+static bool job_done(struct job *j)
+{
+    free(j->ids);
+    j->ids = NULL;
+    free(j->data);
+    j->data = NULL;
+    free(j->url);
+    j->url = NULL;
+    return --j->req->pending == 0;
 }
 
 /* Counts the batch's jobs done and resumes the requests that have no job left. */
@@ -364,15 +399,9 @@ static void finish(struct server *s, size_t n)
     size_t nr = 0;
 
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < n; i++) {
-        struct job *j = s->batch[i];
-        free(j->ids);
-        j->ids = NULL;
-        free(j->data);
-        j->data = NULL;
-        if (--j->req->pending == 0)
-            resume[nr++] = j->req;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (job_done(s->batch[i]))
+            resume[nr++] = s->batch[i]->req;
     pthread_mutex_unlock(&s->lock);
     /* a suspended request cannot complete, so it is still there */
     for (size_t i = 0; i < nr; i++)
@@ -432,6 +461,78 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Appends job j to queue k and wakes the worker; under the lock. */
+static void enqueue(struct server *s, enum kind k, struct job *j)
+{
+    j->next = NULL;
+    if (s->tail[k])
+        s->tail[k]->next = j;
+    else
+        s->head[k] = j;
+    s->tail[k] = j;
+    s->queued[k]++;
+    pthread_cond_signal(&s->wake);
+}
+
+/* The HTTP status for a fetch that failed with rc. */
+static int fetch_status(int rc)
+{
+    switch (rc) {
+    case JC_ETIMEOUT:
+        return MHD_HTTP_GATEWAY_TIMEOUT;
+    case JC_ELIMIT:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    case JC_ENOMEM:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    default:
+        return MHD_HTTP_BAD_GATEWAY;
+    }
+}
+
+/* A fetcher: downloads the images given by URL, then hands them to the worker. */
+static void *fetcher(void *arg)
+{
+    struct server *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->fetch_stop && !s->fetch_head)
+            pthread_cond_wait(&s->fetch_wake, &s->lock);
+        struct job *j = s->fetch_head;
+        if (!j)
+            break;
+        if (!(s->fetch_head = j->next))
+            s->fetch_tail = NULL;
+        bool skip = j->req->fail || s->abort, aborting = s->abort;
+        pthread_mutex_unlock(&s->lock);
+
+        char *buf = NULL;
+        size_t len = 0;
+        int rc = 0;
+        if (aborting)
+            fail_request(j->req, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down");
+        else if (!skip && (rc = jc_fetch(j->url, &s->image.fetch, &buf, &len)) < 0)
+            fail_request(j->req, fetch_status(rc), "input[%zu]: %s", j->index, jc_errmsg());
+
+        pthread_mutex_lock(&s->lock);
+        if (skip || rc < 0) {
+            if (job_done(j)) {
+                pthread_mutex_unlock(&s->lock);
+                MHD_resume_connection(j->req->conn);
+                pthread_mutex_lock(&s->lock);
+            }
+            continue;
+        }
+        free(j->url);
+        j->url = NULL;
+        j->data = (uint8_t *)buf;
+        j->len = len;
+        enqueue(s, KIND_IMAGE, j);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
 /* ---- parsing a request ----------------------------------------------------------------- */
 
 /* Decodes an image given as base64 or a data: URI; NULL and a message in err on failure. */
@@ -440,13 +541,6 @@ static uint8_t *image_bytes(const char *s, const char *field, size_t *len, char 
     const char *b64 = s;
     uint8_t *out;
 
-    if (!strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8)) {
-        snprintf(
-            err, cap,
-            "%s: image URLs are not fetched by this server; send the image as base64 or a data URI",
-            field);
-        return NULL;
-    }
     if (!strncasecmp(s, "data:", 5)) {
         const char *comma = strchr(s, ',');
         if (!comma || strncasecmp(s + 5, "image/", 6) || comma - s < 12 ||
@@ -521,19 +615,20 @@ static int parse_input(struct request *r, size_t i, const cJSON *item, bool trun
         snprintf(err, cap, "%s: not a string or an object", field);
         return MHD_HTTP_BAD_REQUEST;
     }
-    static const char *const keys[] = {"text", "image", "bytes"};
+    static const char *const keys[] = {"text", "image", "url", "bytes"};
     const char *key = NULL;
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < 4; k++)
         if (cJSON_GetObjectItemCaseSensitive(item, keys[k])) {
             if (key) {
-                snprintf(err, cap, "%s: give one of \"text\", \"image\" and \"bytes\", not two",
+                snprintf(err, cap,
+                         "%s: give one of \"text\", \"image\", \"url\" and \"bytes\", not two",
                          field);
                 return MHD_HTTP_BAD_REQUEST;
             }
             key = keys[k];
         }
     if (!key) {
-        snprintf(err, cap, "%s: an object needs \"text\", \"image\" or \"bytes\"", field);
+        snprintf(err, cap, "%s: an object needs \"text\", \"image\", \"url\" or \"bytes\"", field);
         return MHD_HTTP_BAD_REQUEST;
     }
     v = cJSON_GetObjectItemCaseSensitive(item, key);
@@ -548,6 +643,27 @@ static int parse_input(struct request *r, size_t i, const cJSON *item, bool trun
         (!strncasecmp(v->valuestring, "data:", 5) || !strncasecmp(v->valuestring, "http", 4))) {
         snprintf(err, cap, "%s: not base64", field);
         return MHD_HTTP_BAD_REQUEST;
+    }
+    const char *colon = strstr(v->valuestring, "://");
+    bool url = jc_is_url(v->valuestring);
+    if (!url && (!strcmp(key, "url") || (colon && strspn(v->valuestring, SCHEME_CHARS) ==
+                                                      (size_t)(colon - v->valuestring)))) {
+        snprintf(err, cap, "%s: only http:// and https:// URLs are fetched", field);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (url && r->srv->image.fetch.no_fetch) {
+        snprintf(err, cap,
+                 "%s: this server does not fetch image URLs (--no-fetch); send the image as "
+                 "base64 or a data URI",
+                 field);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (url) {
+        if (!(j->url = strdup(v->valuestring))) {
+            snprintf(err, cap, "out of memory");
+            return MHD_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return 0;
     }
     if (!(j->data = image_bytes(v->valuestring, field, &j->len, err, cap)))
         return strcmp(err, "out of memory") ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -743,16 +859,19 @@ static enum MHD_Result start_embedding(struct request *r)
     r->pending = r->n;
     for (size_t i = 0; i < r->n; i++) {
         struct job *j = &r->jobs[i];
-        enum kind k = j->ids ? KIND_TEXT : KIND_IMAGE;
         j->seq = s->seq++;
-        if (s->tail[k])
-            s->tail[k]->next = j;
-        else
-            s->head[k] = j;
-        s->tail[k] = j;
-        s->queued[k]++;
+        if (j->url) {
+            j->next = NULL;
+            if (s->fetch_tail)
+                s->fetch_tail->next = j;
+            else
+                s->fetch_head = j;
+            s->fetch_tail = j;
+            pthread_cond_signal(&s->fetch_wake);
+        } else {
+            enqueue(s, j->ids ? KIND_TEXT : KIND_IMAGE, j);
+        }
     }
-    pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     return MHD_YES;
 }
@@ -900,6 +1019,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     for (size_t i = 0; r->jobs && i < r->n; i++) {
         free(r->jobs[i].ids);
         free(r->jobs[i].data);
+        free(r->jobs[i].url);
     }
     free(r->jobs);
     free(r->vecs);
@@ -1001,15 +1121,24 @@ static bool resolve(const char *host, long port, struct sockaddr_storage *ss)
 static int serve(struct server *s, const char *host, long port, const char *dir)
 {
     struct sockaddr_storage ss;
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d = NULL;
     pthread_t worker_thread;
     int status = EXIT_FAIL;
 
     if (!resolve(host, port, &ss))
         return EXIT_FAIL;
     if (pthread_create(&worker_thread, NULL, worker, s) != 0) {
-        error("cannot start the worker thread");
+        error("not enough memory to start the worker thread");
         return EXIT_FAIL;
+    }
+    pthread_t fetchers[FETCH_THREADS];
+    int n_fetchers = 0;
+    while (!s->image.fetch.no_fetch && n_fetchers < FETCH_THREADS &&
+           pthread_create(&fetchers[n_fetchers], NULL, fetcher, s) == 0)
+        n_fetchers++;
+    if (!s->image.fetch.no_fetch && !n_fetchers) {
+        error("not enough memory to start the threads that fetch images");
+        goto out_worker;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
@@ -1018,7 +1147,7 @@ static int serve(struct server *s, const char *host, long port, const char *dir)
                          mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT,
+                         MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!d) {
         error("cannot listen on %s port %ld", host, port);
@@ -1044,6 +1173,13 @@ static int serve(struct server *s, const char *host, long port, const char *dir)
         pthread_mutex_unlock(&s->lock);
     }
 out_worker:
+    /* the fetchers first: what they fetch still goes to the worker */
+    pthread_mutex_lock(&s->lock);
+    s->fetch_stop = true;
+    pthread_cond_broadcast(&s->fetch_wake);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n_fetchers; i++)
+        pthread_join(fetchers[i], NULL);
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
@@ -1067,12 +1203,13 @@ int cmd_serve(int argc, char **argv)
         {"max-batch", required_argument, NULL, 'b'},
         {"max-body-bytes", required_argument, NULL, 'B'},
         {"api-key", required_argument, NULL, 'k'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         IMAGE_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    struct server s = {.max_batch = 32, .max_body = (size_t)64 << 20};
+    struct server s = {.max_batch = 32, .max_body = (size_t)64 << 20, .idle_timeout = 30};
     const char *model = NULL, *host = "127.0.0.1";
     long port = 8080, threads = 0, v;
     int c, status = EXIT_FAIL;
@@ -1101,13 +1238,16 @@ int cmd_serve(int argc, char **argv)
         case 'k':
             s.api_key = optarg;
             break;
+        case 'I':
+            if (!parse_long("--idle-timeout", optarg, 1, 86400, &v))
+                return EXIT_USAGE;
+            s.idle_timeout = (unsigned)v;
+            break;
         case 't':
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 return EXIT_USAGE;
             break;
-        case IMAGE_OPT_MAX_PIXELS:
-        case IMAGE_OPT_DRAFT:
-        case IMAGE_OPT_EXIF_ROTATE:
+        IMAGE_OPT_CASES:
             if (!image_option(c, optarg, &s.image))
                 return EXIT_USAGE;
             break;
@@ -1153,7 +1293,11 @@ int cmd_serve(int argc, char **argv)
         goto out_free;
     if (pthread_cond_init(&s.wake, NULL) != 0)
         goto out_mutex;
+    if (pthread_cond_init(&s.fetch_wake, NULL) != 0)
+        goto out_wake;
     status = serve(&s, host, port, mi.dir);
+    pthread_cond_destroy(&s.fetch_wake);
+out_wake:
     pthread_cond_destroy(&s.wake);
 out_mutex:
     pthread_mutex_destroy(&s.lock);

@@ -16,7 +16,7 @@ static const char usage[] =
     "  INPUT is one of:\n"
     "  -t, --text TEXT       a text\n"
     "      --text-file PATH  a whole file as one text\n"
-    "  -i, --image PATH      an image file\n"
+    "  -i, --image PATH      an image file, URL or data URI\n"
     "      FILE.npy          every row of an embedding file (labels from FILE.txt)\n"
     "      --against         the inputs after it are candidates, those before it queries\n"
     "  -k, --top K           print the K best candidates of each query\n"
@@ -388,9 +388,7 @@ int cmd_similarity(int argc, char **argv)
                 goto out;
             }
             break;
-        case IMAGE_OPT_MAX_PIXELS:
-        case IMAGE_OPT_DRAFT:
-        case IMAGE_OPT_EXIF_ROTATE:
+        IMAGE_OPT_CASES:
             if (!image_option(c, optarg, &io)) {
                 status = EXIT_USAGE;
                 goto out;

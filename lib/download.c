@@ -17,10 +17,8 @@
 #include "internal.h"
 #include "sha256.h"
 
-/* the names are called through pointers (libcurl below), not the typecheck macros */
-#define CURL_DISABLE_TYPECHECK
-#include <curl/curl.h>
-#include <dlfcn.h>
+#include "curl.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -242,95 +240,6 @@ static int find_token(struct session *s)
         free(s->token);
         s->token = NULL;
     }
-    return 0;
-}
-
-/* ---- libcurl ------------------------------------------------------------------------ */
-
-/*
- * libcurl is loaded when a download starts, not linked: it brings some 30 libraries (TLS,
- * Kerberos, LDAP, ...) whose loading and relocation would otherwise cost every jclip process,
- * including the commands that never download, several milliseconds at start-up.
- */
-#define LIBCURL_SONAME "libcurl.so.4"
-
-static struct libcurl {
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
-    CURLcode (*easy_perform)(CURL *curl);
-    void (*easy_cleanup)(CURL *curl);
-    const char *(*easy_strerror)(CURLcode code);
-    char *(*easy_escape)(CURL *curl, const char *s, int length);
-    void (*free)(void *p);
-    struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
-    void (*slist_free_all)(struct curl_slist *list);
-    CURLU *(*url)(void);
-    void (*url_cleanup)(CURLU *u);
-    CURLUcode (*url_get)(const CURLU *u, CURLUPart what, char **part, unsigned int flags);
-    CURLUcode (*url_set)(CURLU *u, CURLUPart what, const char *part, unsigned int flags);
-} libcurl;
-
-static const struct {
-    const char *name;
-    size_t off; /* of its pointer in struct libcurl */
-} libcurl_syms[] = {
-    {"curl_global_init", offsetof(struct libcurl, global_init)},
-    {"curl_global_cleanup", offsetof(struct libcurl, global_cleanup)},
-    {"curl_easy_init", offsetof(struct libcurl, easy_init)},
-    {"curl_easy_setopt", offsetof(struct libcurl, easy_setopt)},
-    {"curl_easy_perform", offsetof(struct libcurl, easy_perform)},
-    {"curl_easy_cleanup", offsetof(struct libcurl, easy_cleanup)},
-    {"curl_easy_strerror", offsetof(struct libcurl, easy_strerror)},
-    {"curl_easy_escape", offsetof(struct libcurl, easy_escape)},
-    {"curl_free", offsetof(struct libcurl, free)},
-    {"curl_slist_append", offsetof(struct libcurl, slist_append)},
-    {"curl_slist_free_all", offsetof(struct libcurl, slist_free_all)},
-    {"curl_url", offsetof(struct libcurl, url)},
-    {"curl_url_cleanup", offsetof(struct libcurl, url_cleanup)},
-    {"curl_url_get", offsetof(struct libcurl, url_get)},
-    {"curl_url_set", offsetof(struct libcurl, url_set)},
-};
-
-static pthread_once_t libcurl_once = PTHREAD_ONCE_INIT;
-static char libcurl_error[512]; /* why loading failed; empty once libcurl is usable */
-
-static void libcurl_open(void)
-{
-    void *h = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    const char *why;
-
-    if (!h) {
-        why = dlerror();
-        snprintf(libcurl_error, sizeof libcurl_error, "%s", why ? why : "dlopen failed");
-        return;
-    }
-    for (size_t i = 0; i < sizeof libcurl_syms / sizeof *libcurl_syms; i++) {
-        dlerror();
-        void *f = dlsym(h, libcurl_syms[i].name);
-        if (!f) {
-            why = dlerror();
-            snprintf(libcurl_error, sizeof libcurl_error, "%s",
-                     why ? why : "a function is missing");
-            memset(&libcurl, 0, sizeof libcurl);
-            dlclose(h);
-            return;
-        }
-        /* POSIX: a function's address from dlsym fits a function pointer */
-        memcpy((char *)&libcurl + libcurl_syms[i].off, &f, sizeof f);
-    }
-    /* never closed: libcurl stays loaded until the process exits */
-}
-
-/* Loads libcurl once per process; JC_EIO, and the loader's reason, when it cannot. */
-static int libcurl_load(void)
-{
-    pthread_once(&libcurl_once, libcurl_open);
-    if (*libcurl_error)
-        return jc_fail(JC_EIO,
-                       "cannot load libcurl (" LIBCURL_SONAME "), which jclip download needs: %s",
-                       libcurl_error);
     return 0;
 }
 
@@ -1088,15 +997,11 @@ int jc_download(const struct jc_download_opts *o, char **snapshot)
         rc = JC_ENOMEM;
         goto out_cache;
     }
-    if ((rc = libcurl_load()) < 0)
+    if ((rc = jc_curl_load("jclip download")) < 0)
         goto out_files;
-    if (libcurl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        rc = jc_fail(JC_EIO, "cannot initialise libcurl");
-        goto out_files;
-    }
     if (!(s.curl = libcurl.easy_init())) {
         rc = jc_fail(JC_EIO, "cannot initialise libcurl");
-        goto out_global;
+        goto out_files;
     }
     libcurl.easy_setopt(s.curl, CURLOPT_USERAGENT, "jclip/" JCLIP_VERSION);
     libcurl.easy_setopt(s.curl, CURLOPT_ERRORBUFFER, s.errbuf);
@@ -1106,13 +1011,7 @@ int jc_download(const struct jc_download_opts *o, char **snapshot)
     libcurl.easy_setopt(s.curl, CURLOPT_CONNECTTIMEOUT, 10L);
     libcurl.easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     libcurl.easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, 60L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    libcurl.easy_setopt(s.curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    libcurl.easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-    libcurl.easy_setopt(s.curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    libcurl.easy_setopt(s.curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    jc_curl_http_only(s.curl);
 
     /*
      * All metadata first, so that a missing file or token fails before anything large moves.
@@ -1166,8 +1065,6 @@ int jc_download(const struct jc_download_opts *o, char **snapshot)
     rc = 0;
 out_curl:
     libcurl.easy_cleanup(s.curl);
-out_global:
-    libcurl.global_cleanup();
 out_files:
     for (int i = 0; i < n; i++) {
         free(files[i].url);

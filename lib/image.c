@@ -159,16 +159,39 @@ out_release:
     return rc;
 }
 
-/* A whole file in memory, for the decoders; a directory is named as such. */
-static int read_image_file(const char *path, char **buf, size_t *len)
+/*
+ * The bytes of an image source, for the decoders: a file (a directory is named as such), a
+ * URL fetched, or a data URI decoded. *name is what to call it in messages: the path or
+ * URL, or a data URI's head followed by "...".
+ */
+static int read_source(const char *src, const struct jc_image_opts *o, char **buf, size_t *len,
+                       char *name, size_t cap)
 {
     struct stat st;
 
+    snprintf(name, cap, "%s", src);
+    if (jc_is_url(src))
+        return jc_fetch(src, o ? &o->fetch : NULL, buf, len);
+    if (jc_is_data_uri(src)) {
+        size_t n = strlen(src), head = 0;
+        uint8_t *data;
+        char what[160];
+        snprintf(what, sizeof what, "'%.100s%s'", src, n > 100 ? "..." : "");
+        int rc = jc_data_uri(src, n, what, &data, len, &head);
+        if (rc < 0)
+            return rc;
+        snprintf(name, cap, "%.*s...", (int)(head < cap - 4 ? head : cap - 4), src);
+        *buf = (char *)data;
+        return 0;
+    }
     /* fopen succeeds on a directory, and reading it fails with a less clear message */
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return jc_fail(JC_EIO, "cannot read '%s': is a directory", path);
-    return jc_read_file(path, JC_DECODE_MAX_BYTES, buf, len);
+    if (stat(src, &st) == 0 && S_ISDIR(st.st_mode))
+        return jc_fail(JC_EIO, "cannot read '%s': is a directory", src);
+    return jc_read_file(src, JC_DECODE_MAX_BYTES, buf, len);
 }
+
+/* Long enough for any path: a data URI's name is its head alone. */
+#define NAME_CAP 4200
 
 int jc_image_load_pixels(const char *path, const struct jc_image_opts *o, int size,
                          const float mean[3], const float std[3], float *out, const char **warning)
@@ -177,11 +200,16 @@ int jc_image_load_pixels(const char *path, const struct jc_image_opts *o, int si
     size_t len;
     int rc;
 
+    char *name = malloc(NAME_CAP);
+
     *warning = NULL;
-    if ((rc = read_image_file(path, &buf, &len)) < 0)
-        return rc;
-    rc = jc_image_decode_pixels(buf, len, path, o, size, mean, std, out, warning);
-    free(buf);
+    if (!name)
+        return jc_fail(JC_ENOMEM, "out of memory");
+    if ((rc = read_source(path, o, &buf, &len, name, NAME_CAP)) == 0) {
+        rc = jc_image_decode_pixels(buf, len, name, o, size, mean, std, out, warning);
+        free(buf);
+    }
+    free(name);
     return rc;
 }
 
@@ -191,11 +219,16 @@ int jc_image_load(const char *path, const struct jc_image_opts *o, struct jc_ima
     size_t len;
     int rc;
 
+    char *name = malloc(NAME_CAP);
+
     memset(img, 0, sizeof *img);
-    if ((rc = read_image_file(path, &buf, &len)) < 0)
-        return rc;
-    rc = jc_image_decode(buf, len, path, o, img);
-    free(buf);
+    if (!name)
+        return jc_fail(JC_ENOMEM, "out of memory");
+    if ((rc = read_source(path, o, &buf, &len, name, NAME_CAP)) == 0) {
+        rc = jc_image_decode(buf, len, name, o, img);
+        free(buf);
+    }
+    free(name);
     return rc;
 }
 
@@ -208,27 +241,36 @@ void jc_image_release(struct jc_image *img)
 }
 
 /* The size in the header alone: no pixels decoded, no limit, no check for truncation. */
-int jc_image_size(const char *path, int *w, int *h)
+int jc_image_size_mem(const void *buf, size_t len, const char *name, int *w, int *h)
 {
-    char *buf;
-    size_t len;
     long long lw = 0, lh = 0;
     int rc;
 
-    if ((rc = read_image_file(path, &buf, &len)) < 0)
-        return rc;
-    struct jc_decode d = {.p = (const uint8_t *)buf, .len = len, .name = path, .verb = "read"};
+    struct jc_decode d = {.p = buf, .len = len, .name = name, .verb = "read"};
     const struct jc_decoder *dec;
-    if ((rc = find(&d, &dec)) == 0)
-        rc = dec->size(&d, &lw, &lh);
-    free(buf);
-    if (rc < 0)
+    if ((rc = find(&d, &dec)) < 0 || (rc = dec->size(&d, &lw, &lh)) < 0)
         return rc;
     if (lw <= 0 || lh <= 0)
-        return jc_fail(JC_EFORMAT, "'%s' has no pixels (%lld x %lld)", path, lw, lh);
+        return jc_fail(JC_EFORMAT, "'%s' has no pixels (%lld x %lld)", name, lw, lh);
     if (lw > INT_MAX || lh > INT_MAX)
-        return jc_fail(JC_ELIMIT, "'%s' is %lld x %lld pixels, too large", path, lw, lh);
+        return jc_fail(JC_ELIMIT, "'%s' is %lld x %lld pixels, too large", name, lw, lh);
     *w = (int)lw;
     *h = (int)lh;
     return 0;
+}
+
+int jc_image_size(const char *path, int *w, int *h)
+{
+    char *buf, *name = malloc(NAME_CAP);
+    size_t len;
+    int rc;
+
+    if (!name)
+        return jc_fail(JC_ENOMEM, "out of memory");
+    if ((rc = read_source(path, NULL, &buf, &len, name, NAME_CAP)) == 0) {
+        rc = jc_image_size_mem(buf, len, name, w, h);
+        free(buf);
+    }
+    free(name);
+    return rc;
 }

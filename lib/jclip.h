@@ -40,6 +40,7 @@ enum jc_status {
     JC_ESHAPE = -5,    /* a tensor has the wrong shape or dtype for the config */
     JC_EINVAL = -6,    /* a bad argument: an option value, an empty batch */
     JC_ELIMIT = -7,    /* an input exceeds a limit (pixels, tokens, bytes) */
+    JC_ETIMEOUT = -8,  /* a network transfer did not finish in time */
 };
 
 /* Message of the calling thread's last failure; "" if none. Owned by the library. */
@@ -251,8 +252,46 @@ void jc_l2_normalize(float *v, size_t n);
 
 /* ---- images --------------------------------------------------------------------------- */
 
-/* Width and height of an image file, read from its header alone (no pixels decoded). */
+/*
+ * Image sources. Wherever the functions below take a path, it may also be an http:// or
+ * https:// URL, fetched into memory (jc_fetch), or a data:image/TYPE;base64,DATA URI.
+ */
+
+/* The default cap on a fetched image's bytes, 32 MiB. */
+#define JC_DEFAULT_MAX_FETCH_BYTES ((size_t)32 << 20)
+
+/* How to fetch; all fields zero means the defaults. */
+struct jc_fetch_opts {
+    size_t max_bytes; /* a larger body is refused, and no more of it read; 0: the default */
+    long timeout;     /* seconds for the whole transfer (connecting: at most 10); 0: 30 */
+    bool no_fetch;    /* refuse URLs */
+};
+
+/* Whether s starts with http:// or https:// (any case); and with data:. */
+bool jc_is_url(const char *s);
+bool jc_is_data_uri(const char *s);
+
+/*
+ * Fetches an http or https URL into *buf (malloc'd, *len bytes). At most 5 redirects, to
+ * http or https only. Returns 0, or: JC_EINVAL for another scheme or with no_fetch set,
+ * JC_ELIMIT over the cap, JC_ETIMEOUT out of time, JC_EIO for an HTTP status other than
+ * 2xx or a failed transfer (the message names the URL and says why).
+ */
+int jc_fetch(const char *url, const struct jc_fetch_opts *o, char **buf, size_t *len);
+
+/*
+ * Decodes a data:image/TYPE;base64,DATA URI of len bytes into *data (malloc'd, *n bytes);
+ * *head gets the length of its head, up to and including the comma. Errors (JC_EFORMAT)
+ * start with `what`, e.g. "\"image\" is a data URI without ';base64' ...".
+ */
+int jc_data_uri(const char *uri, size_t len, const char *what, uint8_t **data, size_t *n,
+                size_t *head);
+
+/* Width and height of an image, read from its header alone (no pixels decoded). */
 int jc_image_size(const char *path, int *w, int *h);
+
+/* The same from memory; `name` is used in errors. */
+int jc_image_size_mem(const void *buf, size_t len, const char *name, int *w, int *h);
 
 /* Pillow's decompression-bomb limit, the default pixel limit. */
 #define JC_DEFAULT_MAX_PIXELS 178956970u
@@ -269,6 +308,7 @@ struct jc_image_opts {
      */
     int draft;
     bool exif_rotate; /* apply the EXIF Orientation tag, as Pillow's ImageOps.exif_transpose */
+    struct jc_fetch_opts fetch; /* for a path that is a URL */
 };
 
 /* An 8-bit RGB image, rows top to bottom. */

@@ -492,26 +492,11 @@ static void key_text(char *buf, size_t cap, const char *key, const char *end)
 
 static int data_uri(char *uri, size_t len, struct jc_record *out)
 {
-    char *comma = memchr(uri, ',', len);
-    const char *type = uri + 5, *semi;
-    size_t type_len, head;
+    size_t head;
+    int rc = jc_data_uri(uri, len, "\"image\"", &out->data, &out->data_len, &head);
 
-    if (!comma)
-        return jc_fail(JC_EFORMAT, "\"image\" is a data URI without ','");
-    semi = memchr(type, ';', (size_t)(comma - type));
-    type_len = (size_t)((semi ? semi : comma) - type);
-    if (type_len <= 6 || strncasecmp(type, "image/", 6))
-        return jc_fail(JC_EFORMAT, "\"image\" is a data URI of type '%.*s', not image/*",
-                       (int)(type_len > 100 ? 100 : type_len), type);
-    if (comma - type < 7 || strncasecmp(comma - 7, ";base64", 7))
-        return jc_fail(JC_EFORMAT,
-                       "\"image\" is a data URI without ';base64' (data:image/TYPE;base64,DATA)");
-    head = (size_t)(comma - uri) + 1;
-    size_t n64 = len - head;
-    if (!(out->data = jc_malloc(n64 / 4 * 3, "an image")))
-        return JC_ENOMEM;
-    if (jc_base64_decode(comma + 1, n64, out->data, &out->data_len) < 0)
-        return jc_fail_prefix(JC_EFORMAT, "\"image\" data URI");
+    if (rc < 0)
+        return rc;
     /* only the head is kept, as the image's name in messages */
     uri[head] = '\0';
     char *shrunk = realloc(uri, head + 1);

@@ -96,3 +96,27 @@ same_records() {
         same_embeddings "$(jq -c 'select(.embedding) | .embedding' "$1")" \
             "$(jq -c 'select(.embedding) | .embedding' "$2")"
 }
+
+# Starts the local image server (imageserver.py) on the files of directory $1; sets IMG to its
+# base URL and IMG_PID. It stops by itself after --lifetime; stop_image_server ends it sooner.
+start_image_server() {
+    local port="" i
+    python3 "$BATS_TEST_DIRNAME/imageserver.py" --root "$1" --lifetime "${2:-300}" \
+        --log "$BATS_TEST_TMPDIR/images.log" > "$BATS_TEST_TMPDIR/images.port" \
+        2> "$BATS_TEST_TMPDIR/images.err" 3>&- &
+    IMG_PID=$!
+    for i in $(seq 100); do
+        if read -r port < "$BATS_TEST_TMPDIR/images.port" 2> /dev/null && [ -n "$port" ]; then
+            break
+        fi
+        port=""
+        sleep 0.1
+    done
+    [ -n "$port" ] || { echo "the image server did not start:"; cat "$BATS_TEST_TMPDIR/images.err"; return 1; }
+    IMG="http://127.0.0.1:$port"
+}
+
+stop_image_server() {
+    [ -z "${IMG_PID:-}" ] || kill "$IMG_PID" 2> /dev/null || true
+    IMG_PID=
+}

@@ -151,6 +151,51 @@ b64() {
     [ "$(echo "$body" | jq .usage.total_tokens)" = "$tokens" ]
 }
 
+@test "image URLs: {image}, {url} and a redirect give embed-image's vectors, with tokens" {
+    start_image_server "$IMAGES"
+    post "{\"input\":[{\"image\":\"$IMG/files/coffee.png\"},\"a cat\",{\"url\":\"$IMG/redirect/rocket.jpg\"}]}"
+    stop_image_server
+    [ "$status" = 200 ]
+    mapfile -t got < <(floats)
+    [ "${got[0]}" = "$("$JCLIP" embed-image -m "$MODEL" "$IMAGES/coffee.png" | jq -c .embedding)" ]
+    [ "${got[1]}" = "$("$JCLIP" embed-text -m "$MODEL" "a cat" | norm_json)" ]
+    [ "${got[2]}" = "$("$JCLIP" embed-image -m "$MODEL" "$IMAGES/rocket.jpg" | jq -c .embedding)" ]
+    tokens=$(( $("$JCLIP" count-tokens --image --total "$IMAGES/coffee.png" "$IMAGES/rocket.jpg") +
+        $("$JCLIP" count-tokens -m "$MODEL" "a cat") ))
+    [ "$(echo "$body" | jq .usage.total_tokens)" = "$tokens" ]
+}
+
+@test "a URL that fails: 502, 504, 413 or 400 naming it; the server answers after each" {
+    stop_server
+    start_server --fetch-timeout 1 --max-image-bytes 1000000
+    start_image_server "$IMAGES"
+    fails 502 "input[1]: cannot fetch '$IMG/status/404': HTTP 404" \
+        "{\"input\":[\"a\",{\"url\":\"$IMG/status/404\"}]}"
+    fails 502 "cannot fetch '$IMG/loop': " "{\"input\":[{\"url\":\"$IMG/loop\"}]}"
+    fails 502 "input[0]: cannot fetch 'http://127.0.0.1:1/x.png'" '{"input":[{"url":"http://127.0.0.1:1/x.png"}]}'
+    fails 504 "cannot fetch '$IMG/slow': no answer within 1 s" "{\"input\":[{\"image\":\"$IMG/slow\"}]}"
+    for path in big big-length; do
+        SECONDS=0
+        fails 413 "cannot fetch '$IMG/$path': more than 1000000 bytes" "{\"input\":[{\"url\":\"$IMG/$path\"}]}"
+        [ "$SECONDS" -lt $((20 * SLOW)) ]
+    done
+    fails 400 "input[0].image: only http:// and https:// URLs are fetched" '{"input":[{"image":"file:///etc/passwd"}]}'
+    fails 400 "input[0].url: only http:// and https:// URLs are fetched" '{"input":[{"url":"/etc/passwd"}]}'
+    fails 400 "input[0].url: only http:// and https:// URLs are fetched" '{"input":[{"url":"gopher://x/y"}]}'
+    ! grep -q passwd "$BATS_TEST_TMPDIR/images.log"
+    stop_image_server
+}
+
+@test "--no-fetch: an image URL is a 400 and nothing is fetched" {
+    stop_server
+    start_server --no-fetch
+    start_image_server "$IMAGES"
+    fails 400 "input[0].image: this server does not fetch image URLs (--no-fetch)" \
+        "{\"input\":[{\"image\":\"$IMG/files/coffee.png\"}]}"
+    stop_image_server
+    [ ! -s "$BATS_TEST_TMPDIR/images.log" ]
+}
+
 @test "texts and images mixed in one request come back in input order" {
     printf '{"input":["first",{"bytes":"%s"},{"text":"third"}]}' "$(b64 "$IMAGES/coffee.png")" \
         > "$BATS_TEST_TMPDIR/req"
@@ -235,7 +280,6 @@ b64() {
     fails 400 'input[1].text: not a string' '{"input":["a",{"text":1}]}'
     fails 400 'input[0].image: invalid base64' '{"input":[{"image":"not base64!"}]}'
     fails 400 'input[0].image: a data URI must be' '{"input":[{"image":"data:text/plain;base64,aGk="}]}'
-    fails 400 'input[0].image: image URLs are not fetched' '{"input":[{"image":"http://127.0.0.1:1/x.png"}]}'
     fails 400 "model: 'jina-embeddings-v3' is not served here; this server serves jina-clip-v1" \
         '{"model":"jina-embeddings-v3","input":"a"}'
     fails 400 'model: not a string' '{"model":1,"input":"a"}'
@@ -265,6 +309,50 @@ b64() {
     fails 413 'larger than the limit of 100 bytes' "{\"input\":\"$long\"}" -H 'Transfer-Encoding: chunked'
     post '{"input":"short"}' -H 'Transfer-Encoding: chunked'
     [ "$status" = 200 ]
+}
+
+@test "a 2 GB Content-Length is a 413 before any body; 10,000 inputs are a 413" {
+    run curl -sS --max-time $((10 * SLOW)) -w ' %{http_code}' -H 'Content-Type: application/json' \
+        -H 'Content-Length: 2147483648' --data-binary '{"input":' "$(URL /v1/embeddings)"
+    [ "$output" = '{"detail":"the body is larger than the limit of 67108864 bytes"} 413' ]
+    still_answers
+    seq 10000 | jq -sc '{input: map(tostring)}' > "$BATS_TEST_TMPDIR/req"
+    fails 413 'input: 10000 inputs, over the limit of 2048 per request' "@$BATS_TEST_TMPDIR/req"
+    fails 400 'input[0].image: invalid base64' '{"input":[{"image":"data:image/png;base64,@@@@"}]}'
+}
+
+@test "slow clients: trickling ones do not hold up others; a stalled one is let go" {
+    stop_server
+    start_server --idle-timeout 1
+    # 20 clients send their headers a byte at a time, and one stops halfway
+    python3 - "$PORT" > "$BATS_TEST_TMPDIR/slow.out" 2>&1 3>&- << 'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+req = b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+for i in range(8):
+    for s in socks:
+        s.send(req[i:i + 1])
+    time.sleep(0.25)
+stalled = socket.create_connection(("127.0.0.1", port))
+stalled.send(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n")
+stalled.settimeout(20)
+t0 = time.time()
+got = stalled.recv(100)
+print("closed after %.1f s with %r" % (time.time() - t0, got))
+PY
+    slow=$!
+    sleep 0.5
+    for i in 1 2 3; do
+        SECONDS=0
+        still_answers
+        [ "$SECONDS" -lt $((5 * SLOW)) ]
+    done
+    wait "$slow"
+    cat "$BATS_TEST_TMPDIR/slow.out"
+    grep -q "^closed after [0-9.]* s with b''$" "$BATS_TEST_TMPDIR/slow.out"
+    secs=$(sed 's/closed after \([0-9]*\).*/\1/' "$BATS_TEST_TMPDIR/slow.out")
+    [ "$secs" -lt $((10 * SLOW)) ]
 }
 
 @test "--api-key: 401 without the key or with a wrong one; /health needs none" {
