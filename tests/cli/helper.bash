@@ -120,3 +120,38 @@ stop_image_server() {
     [ -z "${IMG_PID:-}" ] || kill "$IMG_PID" 2> /dev/null || true
     IMG_PID=
 }
+
+# ---- jclip serve ----------------------------------------------------------------------
+
+# Under valgrind (make valgrind) every step is tens of times slower: longer waits, less work.
+SLOW=1
+[ -z "${JCLIP_REAL:-}" ] || SLOW=30
+
+# Starts a server with extra options; sets SERVER_PID, PORT and LOG.
+start_server() {
+    LOG="$BATS_TEST_TMPDIR/serve.log"
+    "$JCLIP" serve -m "$MODEL" --port 0 "$@" 2> "$LOG" 3>&- &
+    SERVER_PID=$!
+    for _ in $(seq $((100 * SLOW))); do
+        grep -q 'listening on' "$LOG" && break
+        kill -0 "$SERVER_PID" 2> /dev/null || break
+        sleep 0.1
+    done
+    PORT=$(sed -n 's|^jclip serve: listening on http://127\.0\.0\.1:\([0-9][0-9]*\) (model .*)$|\1|p' "$LOG")
+    [ -n "$PORT" ] || { cat "$LOG"; return 1; }
+}
+
+# Stops it with SIGTERM and checks it exits 0 within 10 s (longer under valgrind).
+stop_server() {
+    [ -n "${SERVER_PID:-}" ] || return 0
+    local pid=$SERVER_PID status=0
+    SERVER_PID=
+    kill "$pid" 2> /dev/null || return 0
+    for _ in $(seq $((100 * SLOW))); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2> /dev/null && { echo "the server did not stop"; return 1; }
+    wait "$pid" || status=$?
+    [ "$status" -eq 0 ] || { echo "the server exited $status"; return 1; }
+}
