@@ -3,10 +3,11 @@
  *
  * libmicrohttpd's polling threads read requests. A handler parses the JSON, tokenizes the
  * texts and base64-decodes the images, queues one job per input and suspends its connection.
- * Images given by URL first go to a few fetcher threads, which download them (libcurl, under
- * the size cap and timeout of --max-image-bytes and --fetch-timeout) and pass them on. One
- * worker thread owns the model (the library allows one thread per model): it gathers jobs of
- * one kind from every waiting request into a batch, decodes the images, runs the tower, and
+ * Images then go to a few preparer threads, which fetch those given by URL (libcurl, under
+ * the size cap and timeout of --max-image-bytes and --fetch-timeout) and decode and
+ * preprocess each to the model's pixels, as the CLI's decoder thread does, while the model
+ * runs. One worker thread owns the model (the library allows one thread per model): it
+ * gathers jobs of one kind from every waiting request into a batch, runs the tower, and
  * resumes a request's connection once its last job is done; the handler then writes the
  * response. So concurrent requests share batches, and a vector is the same as the CLI's
  * because the library makes a vector independent of its batch.
@@ -16,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -51,7 +53,7 @@ static const char usage[] =
 #define BATCH_WAIT_MS    3    /* an idle worker waits this long for more jobs to join */
 #define DRAIN_SECONDS    20   /* how long a shutdown waits for requests in flight */
 #define TOKEN_BUDGET     8192 /* tokens per text batch, as the CLI's batcher has it */
-#define FETCH_THREADS    4    /* image URLs fetched at once */
+#define PREP_THREADS     4    /* images fetched and decoded at once */
 #define SCHEME_CHARS     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
 
 enum route { ROUTE_EMBED = 1, ROUTE_MODELS, ROUTE_MODEL, ROUTE_HEALTH };
@@ -69,7 +71,8 @@ struct job {
     size_t n_ids;
     uint8_t *data; /* image: the encoded file [len], malloc'd */
     size_t len;
-    char *url; /* image: where to fetch it from, malloc'd; NULL once fetched */
+    char *url;     /* image: where to fetch it from, malloc'd; NULL once fetched */
+    float *pixels; /* image: the model's input [3, S, S] once prepared, malloc'd */
 };
 
 struct request {
@@ -114,10 +117,11 @@ struct server {
     unsigned long long seq;
     bool stop, abort;
     long in_flight;
-    /* the fetchers' */
-    pthread_cond_t fetch_wake;
-    struct job *fetch_head, *fetch_tail;
-    bool fetch_stop;
+    /* the preparers': images to fetch and decode; those done wait in the image queue, at
+     * most 2 batches of them, so a request of 2048 images is not all pixels at once */
+    pthread_cond_t prep_wake, prep_room;
+    struct job *prep_head, *prep_tail;
+    bool prep_stop;
     /* the worker's */
     struct job **batch;
     const int32_t **ids;
@@ -250,7 +254,7 @@ static enum MHD_Result send_embeddings(struct request *r)
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
-/* Records the first failure of a request; the worker and the fetchers, not under the lock. */
+/* Records the first failure of a request; the worker and the preparers, not under the lock. */
 static void fail_request(struct request *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -336,36 +340,14 @@ static void run_images(struct server *s, size_t n)
 {
     size_t per = 3 * (size_t)s->size * s->size, good = 0;
     unsigned flags = 0;
-    bool *ok = s->decoded;
+    bool *ok = s->decoded; /* in this batch of the model */
 
     for (size_t i = 0; i < n; i++) {
         struct job *j = s->batch[i];
-        struct jc_image img;
-        char name[64];
-        int rc;
-
-        ok[i] = false;
-        if (failed(j->req))
+        if (!(ok[i] = !failed(j->req)))
             continue;
-        snprintf(name, sizeof name, "input[%zu]", j->index);
-        /* jc_image_decode and jc_image_preprocess give jc_image_decode_pixels's pixels, and
-         * the size the API's image tokens are counted from */
-        rc = jc_image_decode(j->data, j->len, name, &s->image, &img);
-        if (rc == 0) {
-            j->req->tokens += 1000ull * ((img.w + 223ull) / 224) * ((img.h + 223ull) / 224);
-            rc = jc_image_preprocess(&img, s->size, s->mean, s->std, s->pixels + good * per);
-            jc_image_release(&img);
-        }
-        if (rc < 0) {
-            fail_request(j->req,
-                         rc == JC_ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR
-                                         : MHD_HTTP_UNPROCESSABLE_CONTENT,
-                         "%s", jc_errmsg());
-            continue;
-        }
         flags = j->req->flags;
-        ok[i] = true;
-        good++;
+        memcpy(s->pixels + good++ * per, j->pixels, per * sizeof *s->pixels);
     }
     if (good && jc_embed_images(s->m, s->pixels, good, flags, s->out) < 0) {
         for (size_t i = 0; i < n; i++)
@@ -375,8 +357,8 @@ static void run_images(struct server *s, size_t n)
     for (size_t i = 0, k = 0; i < n; i++) {
         struct job *j = s->batch[i];
         if (ok[i])
-            memcpy(j->req->vecs + j->index * s->dim, s->out + k * s->dim, s->dim * sizeof *s->out);
-        k += ok[i];
+            memcpy(j->req->vecs + j->index * s->dim, s->out + k++ * s->dim,
+                   s->dim * sizeof *s->out);
     }
 }
 
@@ -389,6 +371,8 @@ static bool job_done(struct job *j)
     j->data = NULL;
     free(j->url);
     j->url = NULL;
+    free(j->pixels);
+    j->pixels = NULL;
     return --j->req->pending == 0;
 }
 
@@ -445,6 +429,8 @@ static void *worker(void *arg)
         }
         size_t n = take(s, k);
         bool aborting = s->abort;
+        if (k == KIND_IMAGE)
+            pthread_cond_broadcast(&s->prep_room);
         pthread_mutex_unlock(&s->lock);
 
         if (aborting) {
@@ -489,30 +475,77 @@ static int fetch_status(int rc)
     }
 }
 
-/* A fetcher: downloads the images given by URL, then hands them to the worker. */
-static void *fetcher(void *arg)
+/*
+ * Fetches (when given by URL), decodes and preprocesses image job j: 0, or the request is
+ * failed with the status and message.
+ */
+static int prepare(struct server *s, struct job *j)
+{
+    size_t per = 3 * (size_t)s->size * s->size;
+    char name[64];
+    const char *warn;
+    int rc, w, h;
+
+    if (j->url) {
+        char *buf;
+        size_t len;
+        if ((rc = jc_fetch(j->url, &s->image.fetch, &buf, &len)) < 0) {
+            fail_request(j->req, fetch_status(rc), "input[%zu]: %s", j->index, jc_errmsg());
+            return rc;
+        }
+        j->data = (uint8_t *)buf;
+        j->len = len;
+    }
+    snprintf(name, sizeof name, "input[%zu]", j->index);
+    if (!(j->pixels = malloc(per * sizeof *j->pixels))) {
+        fail_request(j->req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory for an image");
+        return JC_ENOMEM;
+    }
+    /* the API counts an image's tokens from its size as stored, as count-tokens does */
+    rc = jc_image_decode_pixels(j->data, j->len, name, &s->image, s->size, s->mean, s->std,
+                                j->pixels, &warn);
+    if (rc == 0)
+        rc = jc_image_size_mem(j->data, j->len, name, &w, &h);
+    if (rc < 0) {
+        fail_request(j->req,
+                     rc == JC_ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR
+                                     : MHD_HTTP_UNPROCESSABLE_CONTENT,
+                     "%s", jc_errmsg());
+        return rc;
+    }
+    free(j->data); /* the pixels are what the model needs */
+    j->data = NULL;
+    pthread_mutex_lock(&s->lock);
+    j->req->tokens += 1000ull * ((w + 223ull) / 224) * ((h + 223ull) / 224);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* A preparer: fetches and decodes images, then hands them to the worker. */
+static void *preparer(void *arg)
 {
     struct server *s = arg;
 
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->fetch_stop && !s->fetch_head)
-            pthread_cond_wait(&s->fetch_wake, &s->lock);
-        struct job *j = s->fetch_head;
+        while (!s->prep_stop && !s->prep_head)
+            pthread_cond_wait(&s->prep_wake, &s->lock);
+        /* room for the pixels: the worker makes it as it takes batches */
+        while (s->prep_head && s->queued[KIND_IMAGE] >= 2 * s->max_batch && !s->abort)
+            pthread_cond_wait(&s->prep_room, &s->lock);
+        struct job *j = s->prep_head;
         if (!j)
             break;
-        if (!(s->fetch_head = j->next))
-            s->fetch_tail = NULL;
+        if (!(s->prep_head = j->next))
+            s->prep_tail = NULL;
         bool skip = j->req->fail || s->abort, aborting = s->abort;
         pthread_mutex_unlock(&s->lock);
 
-        char *buf = NULL;
-        size_t len = 0;
         int rc = 0;
         if (aborting)
             fail_request(j->req, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is shutting down");
-        else if (!skip && (rc = jc_fetch(j->url, &s->image.fetch, &buf, &len)) < 0)
-            fail_request(j->req, fetch_status(rc), "input[%zu]: %s", j->index, jc_errmsg());
+        else if (!skip)
+            rc = prepare(s, j);
 
         pthread_mutex_lock(&s->lock);
         if (skip || rc < 0) {
@@ -523,10 +556,6 @@ static void *fetcher(void *arg)
             }
             continue;
         }
-        free(j->url);
-        j->url = NULL;
-        j->data = (uint8_t *)buf;
-        j->len = len;
         enqueue(s, KIND_IMAGE, j);
     }
     pthread_mutex_unlock(&s->lock);
@@ -860,16 +889,16 @@ static enum MHD_Result start_embedding(struct request *r)
     for (size_t i = 0; i < r->n; i++) {
         struct job *j = &r->jobs[i];
         j->seq = s->seq++;
-        if (j->url) {
-            j->next = NULL;
-            if (s->fetch_tail)
-                s->fetch_tail->next = j;
-            else
-                s->fetch_head = j;
-            s->fetch_tail = j;
-            pthread_cond_signal(&s->fetch_wake);
+        if (j->ids) {
+            enqueue(s, KIND_TEXT, j);
         } else {
-            enqueue(s, j->ids ? KIND_TEXT : KIND_IMAGE, j);
+            j->next = NULL;
+            if (s->prep_tail)
+                s->prep_tail->next = j;
+            else
+                s->prep_head = j;
+            s->prep_tail = j;
+            pthread_cond_signal(&s->prep_wake);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -1020,6 +1049,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(r->jobs[i].ids);
         free(r->jobs[i].data);
         free(r->jobs[i].url);
+        free(r->jobs[i].pixels);
     }
     free(r->jobs);
     free(r->vecs);
@@ -1131,13 +1161,13 @@ static int serve(struct server *s, const char *host, long port, const char *dir)
         error("not enough memory to start the worker thread");
         return EXIT_FAIL;
     }
-    pthread_t fetchers[FETCH_THREADS];
-    int n_fetchers = 0;
-    while (!s->image.fetch.no_fetch && n_fetchers < FETCH_THREADS &&
-           pthread_create(&fetchers[n_fetchers], NULL, fetcher, s) == 0)
-        n_fetchers++;
-    if (!s->image.fetch.no_fetch && !n_fetchers) {
-        error("not enough memory to start the threads that fetch images");
+    pthread_t preparers[PREP_THREADS];
+    int n_preparers = 0;
+    while (n_preparers < PREP_THREADS &&
+           pthread_create(&preparers[n_preparers], NULL, preparer, s) == 0)
+        n_preparers++;
+    if (!n_preparers) {
+        error("not enough memory to start the threads that decode images");
         goto out_worker;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
@@ -1170,16 +1200,17 @@ static int serve(struct server *s, const char *host, long port, const char *dir)
         warning("stopping with requests in flight");
         pthread_mutex_lock(&s->lock);
         s->abort = true;
+        pthread_cond_broadcast(&s->prep_room);
         pthread_mutex_unlock(&s->lock);
     }
 out_worker:
-    /* the fetchers first: what they fetch still goes to the worker */
+    /* the preparers first: what they prepare still goes to the worker */
     pthread_mutex_lock(&s->lock);
-    s->fetch_stop = true;
-    pthread_cond_broadcast(&s->fetch_wake);
+    s->prep_stop = true;
+    pthread_cond_broadcast(&s->prep_wake);
     pthread_mutex_unlock(&s->lock);
-    for (int i = 0; i < n_fetchers; i++)
-        pthread_join(fetchers[i], NULL);
+    for (int i = 0; i < n_preparers; i++)
+        pthread_join(preparers[i], NULL);
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
@@ -1269,6 +1300,13 @@ int cmd_serve(int argc, char **argv)
         return usage_error(usage, "--api-key: the key is empty");
     if (!catch_stop_signals() || !setup_threads(threads))
         return EXIT_FAIL;
+    /*
+     * Request bodies, images and responses of a few hundred kilobytes come and go on many
+     * threads. glibc raises its mmap threshold after each large free, and then serves them
+     * from the threads' heaps, which fragment: a long-running server grew by megabytes a
+     * minute under steady load. A fixed threshold keeps them in mappings given back at free.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (!(s.m = open_model(model, JC_LOAD_TEXT | JC_LOAD_VISION)))
         return EXIT_FAIL;
 
@@ -1293,10 +1331,14 @@ int cmd_serve(int argc, char **argv)
         goto out_free;
     if (pthread_cond_init(&s.wake, NULL) != 0)
         goto out_mutex;
-    if (pthread_cond_init(&s.fetch_wake, NULL) != 0)
+    if (pthread_cond_init(&s.prep_wake, NULL) != 0)
         goto out_wake;
+    if (pthread_cond_init(&s.prep_room, NULL) != 0)
+        goto out_prep_wake;
     status = serve(&s, host, port, mi.dir);
-    pthread_cond_destroy(&s.fetch_wake);
+    pthread_cond_destroy(&s.prep_room);
+out_prep_wake:
+    pthread_cond_destroy(&s.prep_wake);
 out_wake:
     pthread_cond_destroy(&s.wake);
 out_mutex:
