@@ -15,12 +15,20 @@
  * with --draft, as images/s and as a fraction of the from-pixels rate of the same run; and
  * decoding alone, one thread, per megapixel.
  *
+ * The server rows start `jclip serve` on a free loopback port and drive it with 32 HTTP
+ * clients (scripts/serve-load.mjs, with Node) sending one to three captions or one JPEG per
+ * request, back to back: items per second finished within the window, as a fraction of the
+ * CLI's in-process rate at its default batch (32 captions, and the 32-image batch from pixels),
+ * with the requests' median and 99th-percentile latency.
+ *
  * usage: jclip-bench [MODEL_DIR [JCLIP_BINARY [JPEG]]]
  */
 #include "jclip.h"
 #include "photo.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +88,7 @@ static void sample_peak(void)
 static struct bench_row {
     const char *name, *unit, *note; /* note: after the columns, or NULL */
     double value, flops_per_s;      /* flops_per_s < 0: no efficiency to show */
-} rows[24];
+} rows[32];
 static int n_rows;
 
 static void row_note(const char *name, double value, const char *unit, double flops_per_s,
@@ -319,6 +327,102 @@ static void photo_rows(const char *bin, const char *dir, double fi, double from_
     free(b);
 }
 
+/* Runs serve-load.mjs against the server at port; its JSON summary, or NULL. */
+static cJSON *load(int port, const char *args)
+{
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd,
+             "node scripts/serve-load.mjs --url http://127.0.0.1:%d --clients 32 %s 2>&1", port,
+             args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    if (pclose(p) != 0) {
+        fprintf(stderr, "jclip-bench: %s: %s\n", cmd, out);
+        return NULL;
+    }
+    return cJSON_Parse(out);
+}
+
+static double num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/*
+ * The server rows: captions and JPEGs through HTTP from 32 clients, against the CLI's rates
+ * at batch 32 (caption_rate, image_rate) measured in-process in this run.
+ */
+static void server_rows(const char *bin, const char *dir, const char *jpeg, double caption_rate,
+                        double caption_flops, double image_rate, double image_flops)
+{
+    static char notes[2][160];
+    char log[] = "/tmp/jclip-bench-serve-XXXXXX";
+    int fd = mkstemp(log), port = 0;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    char *argv[] = {(char *)bin, "serve", "-m", (char *)dir, "--port", "0", NULL};
+
+    if (fd < 0)
+        return;
+    unlink(log);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    if (posix_spawn(&pid, bin, &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fd);
+        return;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 600 && !port; i++) { /* the ready line, within a minute */
+        char buf[512] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        const char *at = n > 0 ? strstr(buf, "listening on http://127.0.0.1:") : NULL;
+        if (at)
+            port = atoi(at + strlen("listening on http://127.0.0.1:"));
+        else
+            usleep(100000);
+    }
+    /* 16-token captions, as the caption rows have them */
+    char texts[] = "/tmp/jclip-bench-texts-XXXXXX";
+    int tfd = mkstemp(texts);
+    FILE *tf = tfd >= 0 ? fdopen(tfd, "w") : NULL;
+    for (int i = 0; tf && i < 64; i++)
+        fprintf(tf, "a photo of %d grey cats sitting on a wooden table by the window\n", i);
+    if (tf)
+        fclose(tf);
+    cJSON *r;
+    char args[512];
+    snprintf(args, sizeof args, "--seconds 15 --mix texts --texts %s", texts);
+    if (port && (r = load(port, args))) {
+        double rate = num(r, "texts_per_s");
+        snprintf(notes[0], sizeof notes[0],
+                 "%.0f%% of the CLI's batch 32; p50 %.0f ms, p99 %.0f ms",
+                 100 * rate / caption_rate, num(r, "p50_ms"), num(r, "p99_ms"));
+        row_note("server, captions, 32 HTTP clients", rate, "captions/s", rate * caption_flops,
+                 notes[0]);
+        cJSON_Delete(r);
+    }
+    snprintf(args, sizeof args, "--seconds 40 --mix images --images %s", jpeg);
+    if (port && (r = load(port, args))) {
+        double rate = num(r, "images_per_s");
+        snprintf(notes[1], sizeof notes[1],
+                 "%.0f%% of batch 32 from pixels; p50 %.0f ms, p99 %.0f ms",
+                 100 * rate / image_rate, num(r, "p50_ms"), num(r, "p99_ms"));
+        row_note("server, JPEGs, 32 HTTP clients", rate, "images/s", rate * image_flops, notes[1]);
+        cJSON_Delete(r);
+    }
+    if (!port)
+        fprintf(stderr, "jclip-bench: jclip serve did not start; no server rows\n");
+    unlink(texts);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     struct jc_model *m;
@@ -382,6 +486,8 @@ int main(int argc, char **argv)
     double fc = text_flops(&in.text, 16);
     double c1 = time_texts(m, 1, 16, 10);
     row("captions (16 tokens), batch 1", 1 / c1, "captions/s", fc / c1);
+    double c32 = time_texts(m, 32, 16, 4);
+    row("captions (16 tokens), batch 32", 32 / c32, "captions/s", 32 * fc / c32);
     double c256 = time_texts(m, 256, 16, 4);
     row("captions (16 tokens), batch 256", 256 / c256, "captions/s", 256 * fc / c256);
     double t512 = time_texts(m, 1, 512, 2);
@@ -445,6 +551,8 @@ int main(int argc, char **argv)
             best = t;
     }
     row("process start to first caption embedding", best * 1e3, "ms", -1);
+
+    server_rows(bin, dir, jpeg, 32 / c32, fc, 32 / t32, fi);
 
     printf("%-44s %12s %-10s %7s\n", "workload", "value", "unit", "of peak");
     printf("%-44s %12.2f %-10s %6.1f%%   (best of %d samples between the rows, lowest %.2f)\n",
