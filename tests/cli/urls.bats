@@ -16,7 +16,7 @@ teardown() {
 }
 
 embed() {
-    run --separate-stderr timeout 60 "$JCLIP" embed-image -m "$MODEL" "$@"
+    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" embed-image -m "$MODEL" "$@"
 }
 
 # The embedding part of an embed-image line.
@@ -54,17 +54,17 @@ vec() {
 @test "classify and similarity take URLs; records take them too" {
     run --separate-stderr "$JCLIP" classify -m "$MODEL" -l "cat,rocket" "$IMAGES/chelsea.png"
     want=${output#"$IMAGES/chelsea.png"}
-    run --separate-stderr timeout 60 "$JCLIP" classify -m "$MODEL" -l "cat,rocket" "$IMG/files/chelsea.png"
+    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" classify -m "$MODEL" -l "cat,rocket" "$IMG/files/chelsea.png"
     [ "$status" -eq 0 ]
     [ "$output" = "$IMG/files/chelsea.png$want" ]
 
     want=$("$JCLIP" similarity -m "$MODEL" --image "$IMAGES/chelsea.png" -t "a cat")
-    run --separate-stderr timeout 60 "$JCLIP" similarity -m "$MODEL" --image "$IMG/files/chelsea.png" -t "a cat"
+    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" similarity -m "$MODEL" --image "$IMG/files/chelsea.png" -t "a cat"
     [ "$status" -eq 0 ]
     [ "$output" = "$want" ]
 
     want=$("$JCLIP" embed-image -m "$MODEL" "$IMAGES/coffee.png" | vec)
-    run --separate-stderr timeout 60 "$JCLIP" embed-image -m "$MODEL" --jsonl <<< \
+    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" embed-image -m "$MODEL" --jsonl <<< \
         "{\"id\":1,\"image\":\"$IMG/files/coffee.png\"}
 {\"id\":2,\"image\":\"$IMG/status/500\"}
 {\"id\":3,\"image\":\"$IMG/files/coffee.png\"}"
@@ -94,7 +94,7 @@ vec() {
         embed "$IMG/$path"
         [ "$status" -eq 1 ]
         [ "$stderr" = "jclip embed-image: cannot fetch '$IMG/$path': more than 33554432 bytes (--max-image-bytes)" ]
-        [ "$SECONDS" -lt 20 ]
+        [ "$SECONDS" -lt $((20 * SLOW)) ]
     done
     embed --max-image-bytes 1000 "$IMG/files/chelsea.png"
     [ "$status" -eq 1 ]
@@ -108,7 +108,7 @@ vec() {
     embed --fetch-timeout 1 "$IMG/slow"
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip embed-image: cannot fetch '$IMG/slow': no answer within 1 s" ]
-    [ "$SECONDS" -lt 10 ]
+    [ "$SECONDS" -lt $((10 * SLOW)) ]
 }
 
 @test "--no-fetch refuses URLs, fetching nothing; files still work" {
