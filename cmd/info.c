@@ -3,12 +3,15 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char usage[] =
     "usage: jclip info [options]\n"
     "  -m, --model DIR       model directory\n"
     "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
+    "      --json            one JSON object, with the model's SHA-256, for programs\n"
     "  -h, --help            show this help\n";
 
 /* 222647041 -> "222,647,041" */
@@ -25,16 +28,51 @@ static const char *grouped(char *buf, size_t cap, long long v)
     return buf;
 }
 
+/*
+ * What a driver compares across hosts before a distributed run: the same version, model
+ * (by the SHA-256 of its weights) and arithmetic give the same bytes.
+ */
+static int print_json(const struct jc_model_info *in)
+{
+    char hex[65], *weights = malloc(strlen(in->dir) + sizeof "/model.safetensors");
+
+    if (!weights) {
+        error("out of memory");
+        return EXIT_FAIL;
+    }
+    sprintf(weights, "%s/model.safetensors", in->dir);
+    int rc = jc_file_sha256(weights, hex);
+    free(weights);
+    if (rc < 0) {
+        error("%s", jc_errmsg());
+        return EXIT_FAIL;
+    }
+    printf("{\"version\":\"" JCLIP_VERSION "\",\"model\":");
+    json_string(stdout, in->dir);
+    printf(",\"model_sha256\":\"%s\",\"dtype\":\"%s\",\"parameters\":%lld,"
+           "\"dimensions\":%d,\"precision\":\"fp32\",\"kernels\":\"%s\","
+           "\"openblas_core\":\"%s\",\"shape_invariant\":%s,\"threads\":%d}\n",
+           hex, in->dtype, (long long)in->params, in->embed_dim, jc_isa_name(), jc_blas_corename(),
+           jc_blas_shape_invariant() ? "true" : "false", jc_threads());
+    if (fflush(stdout) != 0) {
+        error("cannot write to stdout");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *model = NULL;
     long threads = 0;
+    bool json = false;
     struct jc_model_info in;
     struct jc_model *m;
     char b1[32];
@@ -48,6 +86,9 @@ int cmd_info(int argc, char **argv)
         case 't':
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 return EXIT_USAGE;
+            break;
+        case 'j':
+            json = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -67,6 +108,11 @@ int cmd_info(int argc, char **argv)
         error("%s", jc_errmsg());
         jc_model_free(m);
         return EXIT_FAIL;
+    }
+    if (json) {
+        int rc = print_json(&in);
+        jc_model_free(m);
+        return rc;
     }
     printf("model:        %s\n", in.dir);
     printf("tensors:      %d, %s parameters, dtype %s\n", in.tensors,

@@ -475,6 +475,9 @@ size_t jc_base64_encode(const void *in, size_t n, char *out);
  */
 int jc_base64_decode(const char *in, size_t len, void *out, size_t *n);
 
+/* SHA-256 of a whole file as 64 lowercase hex digits; 0, or JC_EIO / JC_ENOMEM. */
+int jc_file_sha256(const char *path, char hex[65]);
+
 /* ---- download ------------------------------------------------------------------------ */
 
 enum jc_download_event {

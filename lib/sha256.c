@@ -1,6 +1,10 @@
 /* SHA-256 as FIPS 180-4 specifies it; checked against the NIST vectors in test_sha256. */
 #include "sha256.h"
+#include "internal.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -100,4 +104,31 @@ void jc_sha256_hex(const uint8_t digest[32], char out[65])
         out[2 * i + 1] = hex[digest[i] & 15];
     }
     out[64] = '\0';
+}
+
+int jc_file_sha256(const char *path, char hex[65])
+{
+    struct jc_sha256 s;
+    uint8_t digest[32];
+    size_t cap = (size_t)1 << 20, n;
+    char *buf = jc_malloc(cap, "a read buffer");
+    FILE *f;
+
+    if (!buf)
+        return JC_ENOMEM;
+    if (!(f = fopen(path, "rb"))) {
+        free(buf);
+        return jc_fail(JC_EIO, "cannot open '%s': %s", path, strerror(errno));
+    }
+    jc_sha256_init(&s);
+    while ((n = fread(buf, 1, cap, f)) > 0)
+        jc_sha256_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    free(buf);
+    if (bad)
+        return jc_fail(JC_EIO, "cannot read '%s'", path);
+    jc_sha256_final(&s, digest);
+    jc_sha256_hex(digest, hex);
+    return 0;
 }

@@ -38,6 +38,23 @@ load helper
     [ "${lines[8]}" = "threads:      2" ]
 }
 
+@test "info --json: version, the weights' SHA-256 and how it runs, for a driver to compare hosts" {
+    run --separate-stderr "$JCLIP" info -m "$MODEL" -t 3 --json
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 1 ]
+    sum=$(sha256sum "$MODEL/model.safetensors" | cut -d' ' -f1)
+    [ "$(echo "$output" | jq -c '[.version, .model, .model_sha256, .dtype, .parameters, .dimensions, .precision, .threads]')" = \
+        "[\"$("$JCLIP" --version | cut -d' ' -f2)\",\"$MODEL\",\"$sum\",\"F32\",4760361,128,\"fp32\",3]" ]
+    [ "$(echo "$output" | jq -r '.shape_invariant | type')" = boolean ]
+    [ "$(echo "$output" | jq -r .openblas_core)" = "$("$JCLIP" info -m "$MODEL" | sed -n 's/^openblas: *core type \([A-Za-z0-9]*\).*/\1/p')" ]
+    # a model changed by one byte has another hash
+    dir=$(model_copy)
+    last=$(($(stat -c %s "$dir/model.safetensors") - 1))
+    byte=$(od -An -tu1 -j "$last" -N1 "$dir/model.safetensors" | tr -d ' ')
+    printf "\\$(printf %o $(((byte + 1) % 256)))" | dd of="$dir/model.safetensors" bs=1 seek="$last" conv=notrunc 2> /dev/null
+    [ "$("$JCLIP" info -m "$dir" --json | jq -r .model_sha256)" != "$sum" ]
+}
+
 @test "JCLIP_ISA forces a kernel table; an unknown one is an error" {
     JCLIP_ISA=ref run "$JCLIP" info -m "$MODEL"
     [ "$status" -eq 0 ]
