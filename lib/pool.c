@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,16 @@ static void *worker(void *p)
     return NULL;
 }
 
+/*
+ * The CPUs this process may run on: its affinity mask, which taskset, cpusets and container
+ * runtimes narrow, and which a Spark executor or a Dask worker may have been given; else
+ * every online CPU.
+ */
 static int default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 

@@ -398,3 +398,64 @@ jclip embed-text: warning: stdin line 7: invalid UTF-8 (1 sequence) replaced by 
     parallel --will-cite --pipe -k -N 11 "$JCLIP" classify -m "$MODEL" --text -l billing,login,shipping -k 2 --jsonl \
         < "$BATS_TEST_TMPDIR/many" | cmp - "$BATS_TEST_TMPDIR/one"
 }
+
+# ---- the contract that engines (parallel, Spark, Dask) rely on -----------------------------
+
+@test "contract: an empty partition exits 0 with no output, for every record command" {
+    for cmd in "embed-text" "embed-image" "classify -l a,b" "classify --text -l a,b"; do
+        run --separate-stderr "$JCLIP" $cmd -m "$MODEL" --jsonl < /dev/null
+        [ "$status" -eq 0 ] || { echo "$cmd: exit $status: $stderr"; return 1; }
+        [ -z "$output" ]
+        [ -z "$stderr" ]
+    done
+}
+
+@test "contract: one record out per record in, whatever the mix of good and bad" {
+    { text_records 30; echo '{"id":31}'; echo 'not json'; echo '{"id":33,"text":""}'
+      echo '{"id":34,"image":"x.png"}'; echo '{"id":35,"text":"last"}'; } > "$BATS_TEST_TMPDIR/in"
+    run --separate-stderr "$JCLIP" embed-text -m "$MODEL" --jsonl < "$BATS_TEST_TMPDIR/in"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 35 ]
+    [ "$(echo "$output" | jq -c '.id' | tr '\n' ' ')" = "$(seq 1 30 | tr '\n' ' ')31 null 33 34 35 " ]
+    [ "$(echo "$output" | jq -c 'select(has("error")) | .id' | tr '\n' ' ')" = "31 null 34 " ]
+}
+
+@test "contract: the output depends on no environment but JCLIP_MODEL and JCLIP_THREADS" {
+    text_records 20 > "$BATS_TEST_TMPDIR/in"
+    want=$("$JCLIP" embed-text -m "$MODEL" --jsonl < "$BATS_TEST_TMPDIR/in")
+    # PySpark and ssh run commands with next to no environment: no PATH, HOME or locale
+    got=$(env -i JCLIP_MODEL="$MODEL" "$JCLIP" embed-text --jsonl < "$BATS_TEST_TMPDIR/in")
+    [ "$got" = "$want" ]
+    got=$(env -i JCLIP_MODEL="$MODEL" JCLIP_THREADS=1 LANG=tr_TR.UTF-8 LC_ALL=de_DE.UTF-8 \
+        HOME=/nonexistent "$JCLIP" embed-text --jsonl < "$BATS_TEST_TMPDIR/in")
+    [ "$got" = "$want" ]
+}
+
+@test "contract: SIGTERM mid-partition leaves no partial output file" {
+    out="$BATS_TEST_TMPDIR/part.npy"
+    fifo="$BATS_TEST_TMPDIR/in"
+    mkfifo "$fifo"
+    "$JCLIP" embed-image -m "$MODEL" -o "$out" - < "$fifo" 2> /dev/null &
+    pid=$!
+    exec 7> "$fifo"
+    echo "$IMAGES/coffee.png" >&7
+    found=
+    for i in $(seq 200); do
+        ls "$BATS_TEST_TMPDIR" | grep -q 'part.npy.tmp' && { found=1; break; }
+        sleep 0.05
+    done
+    [ -n "$found" ] # the output is being written: the run is mid-partition
+    kill -TERM "$pid"
+    st=0
+    wait "$pid" || st=$?
+    exec 7>&-
+    [ "$st" -eq 143 ]
+    [ ! -e "$out" ]
+    assert_no_tmp_files "$BATS_TEST_TMPDIR"
+}
+
+@test "contract: the thread count defaults to the CPUs the process may run on" {
+    [ "$("$JCLIP" info -m "$MODEL" --json | jq .threads)" = "$(nproc)" ]
+    [ "$(taskset -c 0 "$JCLIP" info -m "$MODEL" --json | jq .threads)" = 1 ]
+    [ "$(JCLIP_THREADS=3 taskset -c 0 "$JCLIP" info -m "$MODEL" --json | jq .threads)" = 3 ]
+}
