@@ -51,6 +51,7 @@ static const char usage[] =
 #define POOL_THREADS     4    /* libmicrohttpd's: parsing and tokenizing beside the model */
 #define CONNECTION_LIMIT 256
 #define BATCH_WAIT_MS    3    /* an idle worker waits this long for more jobs to join */
+#define PREP_WAIT_MS     250  /* at most this long for images still being decoded to join */
 #define DRAIN_SECONDS    20   /* how long a shutdown waits for requests in flight */
 #define TOKEN_BUDGET     8192 /* tokens per text batch, as the CLI's batcher has it */
 #define PREP_THREADS     4    /* images fetched and decoded at once */
@@ -121,6 +122,7 @@ struct server {
      * most 2 batches of them, so a request of 2048 images is not all pixels at once */
     pthread_cond_t prep_wake, prep_room;
     struct job *prep_head, *prep_tail;
+    size_t in_prep; /* images queued for the preparers or being prepared */
     bool prep_stop;
     /* the worker's */
     struct job **batch;
@@ -414,16 +416,21 @@ static void *worker(void *arg)
                 ? KIND_TEXT
                 : KIND_IMAGE;
         /* Jobs that arrive while a batch runs are waiting already; only a worker that was
-         * idle waits a little for the requests sent at the same moment. */
-        if (idle && s->queued[k] < s->max_batch) {
+         * idle waits a little for the requests sent at the same moment. Images still being
+         * decoded are waited for too, a bounded time: clients answered together send their
+         * next images together, and a batch started with the first few decoded would leave
+         * the rest to a batch of their own, at a fraction of the rate. */
+        int wait_ms = k == KIND_IMAGE && s->in_prep ? PREP_WAIT_MS : idle ? BATCH_WAIT_MS : 0;
+        if (wait_ms && s->queued[k] < s->max_batch) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += BATCH_WAIT_MS * 1000000L;
+            until.tv_nsec += wait_ms * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
             }
             while (!s->stop && s->queued[k] < s->max_batch &&
+                   (k == KIND_TEXT || s->in_prep || idle) &&
                    pthread_cond_timedwait(&s->wake, &s->lock, &until) == 0)
                 ;
         }
@@ -548,7 +555,9 @@ static void *preparer(void *arg)
             rc = prepare(s, j);
 
         pthread_mutex_lock(&s->lock);
+        s->in_prep--;
         if (skip || rc < 0) {
+            pthread_cond_signal(&s->wake); /* one image fewer for the worker to wait for */
             if (job_done(j)) {
                 pthread_mutex_unlock(&s->lock);
                 MHD_resume_connection(j->req->conn);
@@ -898,6 +907,7 @@ static enum MHD_Result start_embedding(struct request *r)
             else
                 s->prep_head = j;
             s->prep_tail = j;
+            s->in_prep++;
             pthread_cond_signal(&s->prep_wake);
         }
     }
