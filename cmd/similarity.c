@@ -35,10 +35,10 @@ enum sim_format { SIM_TSV, SIM_JSON, SIM_NPY };
 struct input {
     enum kind kind;
     const char *value;
-    int group;         /* 0 queries, 1 candidates */
-    size_t slot, rows; /* its rows in the group's matrix */
-    float *npy;        /* IN_NPY: the rows as read */
-    char **labels;     /* IN_NPY: from the sidecar, or NULL */
+    int group;             /* 0 queries, 1 candidates */
+    size_t slot, rows;     /* its rows in the group's matrix */
+    struct jc_npy_map npy; /* IN_NPY: the file, mapped */
+    char **labels;         /* IN_NPY: from the sidecar, or NULL */
 };
 
 struct group {
@@ -107,15 +107,16 @@ static bool take_images(void *ctx, const struct image_batch *b)
 /* Reads an embedding file and its sidecar of labels (FILE.txt), which must match it. */
 static bool read_npy(struct input *x, size_t *cols)
 {
-    size_t rows, n = strlen(x->value);
+    size_t n = strlen(x->value);
     char *side = malloc(n + 5), *buf = NULL;
 
-    if (jc_npy_read(x->value, &x->npy, &rows, cols) < 0) {
+    if (jc_npy_map(x->value, &x->npy) < 0) {
         error("%s", jc_errmsg());
         free(side);
         return false;
     }
-    x->rows = rows;
+    x->rows = x->npy.rows;
+    *cols = x->npy.cols;
     if (!side) {
         error("out of memory");
         return false;
@@ -128,11 +129,11 @@ static bool read_npy(struct input *x, size_t *cols)
     if (f) {
         size_t cap = 0, got = 0;
         ssize_t len;
-        bool oom = !(x->labels = calloc(rows ? rows : 1, sizeof *x->labels));
+        bool oom = !(x->labels = calloc(x->rows ? x->rows : 1, sizeof *x->labels));
         while (!oom && (len = getline(&buf, &cap, f)) >= 0) {
             if (len && buf[len - 1] == '\n')
                 buf[--len] = '\0';
-            if (got < rows && !(x->labels[got] = strdup(buf)))
+            if (got < x->rows && !(x->labels[got] = strdup(buf)))
                 oom = true;
             got++;
         }
@@ -143,8 +144,8 @@ static bool read_npy(struct input *x, size_t *cols)
             free(side);
             return false;
         }
-        if (got != rows) {
-            error("'%s' has %zu lines but '%s' has %zu rows", side, got, x->value, rows);
+        if (got != x->rows) {
+            error("'%s' has %zu lines but '%s' has %zu rows", side, got, x->value, x->rows);
             free(side);
             return false;
         }
@@ -340,20 +341,19 @@ int cmd_similarity(int argc, char **argv)
                                      optarg);
                 goto out;
             }
-            *x = (struct input){IN_NPY, optarg, group, 0, 0, NULL, NULL};
+            *x = (struct input){.kind = IN_NPY, .value = optarg, .group = group};
             s.n_in++;
             break;
         }
         case 't':
         case 'T':
         case 'i':
-            *x = (struct input){c == 't' ? IN_TEXT : c == 'T' ? IN_TEXT_FILE : IN_IMAGE,
-                                optarg,
-                                group,
-                                0,
-                                1,
-                                NULL,
-                                NULL};
+            *x = (struct input){.kind = c == 't'   ? IN_TEXT
+                                        : c == 'T' ? IN_TEXT_FILE
+                                                   : IN_IMAGE,
+                                .value = optarg,
+                                .group = group,
+                                .rows = 1};
             need |= c == 'i' ? JC_LOAD_VISION : JC_LOAD_TEXT;
             s.n_in++;
             break;
@@ -487,9 +487,14 @@ int cmd_similarity(int argc, char **argv)
                 goto out;
             }
         if (x->kind == IN_NPY) {
-            memcpy(s.g[x->group].v + x->slot * s.dim, x->npy, x->rows * s.dim * sizeof(float));
-            free(x->npy); /* one copy of a large file is enough */
-            x->npy = NULL;
+            /* Stored rows may be raw: each is normalised as it is copied from the mapping,
+               while it is in cache, so a large file is read once and written once */
+            float *v = s.g[x->group].v + x->slot * s.dim;
+            for (size_t r = 0; r < x->rows; r++) {
+                memcpy(v + r * s.dim, x->npy.data + r * s.dim, s.dim * sizeof(float));
+                jc_l2_normalize(v + r * s.dim, s.dim);
+            }
+            jc_npy_unmap(&x->npy);
         }
     }
 
@@ -529,10 +534,10 @@ int cmd_similarity(int argc, char **argv)
         error("%s", jc_errmsg());
         goto out;
     }
-    /* Stored rows may be raw: every vector is normalised, so scores are cosines. */
-    for (int g = 0; g < 2; g++)
-        for (size_t i = 0; i < s.g[g].n; i++)
-            jc_l2_normalize(s.g[g].v + i * s.dim, s.dim);
+    /* Every vector is normalised, so scores are cosines (the stored rows already are). */
+    for (size_t k = 0; k < s.n_in; k++)
+        for (size_t r = 0; s.in[k].kind != IN_NPY && r < s.in[k].rows; r++)
+            jc_l2_normalize(s.g[s.in[k].group].v + (s.in[k].slot + r) * s.dim, s.dim);
     bool single = !group && total == 2 && fmt != SIM_NPY;
     if (single) {
         struct group a = {s.g[0].v, s.g[0].labels, 1};
@@ -548,7 +553,7 @@ out:
     text_batch_release(&tb);
     image_list_release(&images);
     for (size_t k = 0; k < s.n_in; k++) {
-        free(s.in[k].npy);
+        jc_npy_unmap(&s.in[k].npy);
         for (size_t r = 0; s.in[k].labels && r < s.in[k].rows; r++)
             free(s.in[k].labels[r]);
         free(s.in[k].labels);

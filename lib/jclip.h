@@ -416,6 +416,20 @@ void jc_npy_out_abort(struct jc_npy_out *o);
  */
 int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
 
+/*
+ * The same without a copy: the file is mapped read-only and m->data points into it (m->rows
+ * x m->cols values). Release with jc_npy_unmap.
+ */
+struct jc_npy_map {
+    const float *data;
+    size_t rows, cols;
+    void *base; /* the mapping [len], or NULL for an empty file */
+    size_t len;
+    float *copy; /* the values, when the file does not align them */
+};
+int jc_npy_map(const char *path, struct jc_npy_map *m);
+void jc_npy_unmap(struct jc_npy_map *m);
+
 /* ---- records ------------------------------------------------------------------------- */
 
 /*

@@ -1,9 +1,12 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 size_t jc_npy_header(char *buf, size_t cap, size_t rows, size_t cols, const size_t *inner,
@@ -157,20 +160,18 @@ static const char *dict_value(const char *dict, const char *key)
     return p;
 }
 
-int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
+/*
+ * Checks the header of a .npy of len bytes at buf: *off gets the offset of the values, which
+ * fill the rest of the file exactly.
+ */
+static int parse(const char *path, char *buf, size_t len, size_t *off_data, size_t *rows,
+                 size_t *cols)
 {
-    char *buf;
-    size_t len, hlen, off;
+    size_t hlen, off;
     const char *v;
-    int rc;
 
-    *data = NULL;
-    if ((rc = jc_read_file(path, (size_t)1 << 36, &buf, &len)) < 0)
-        return rc;
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6)) {
-        rc = jc_fail(JC_EFORMAT, "'%s' is not a .npy file", path);
-        goto out_free;
-    }
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
+        return jc_fail(JC_EFORMAT, "'%s' is not a .npy file", path);
     if (buf[6] == 1) {
         hlen = (unsigned char)buf[8] | (size_t)(unsigned char)buf[9] << 8;
         off = 10;
@@ -179,15 +180,15 @@ int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
                (size_t)(unsigned char)buf[10] << 16 | (size_t)(unsigned char)buf[11] << 24;
         off = 12;
     } else {
-        rc = jc_fail(JC_EFORMAT, "'%s': unsupported .npy version %d", path, buf[6]);
-        goto out_free;
+        return jc_fail(JC_EFORMAT, "'%s': unsupported .npy version %d", path, buf[6]);
     }
-    if (hlen > len - off) {
-        rc = jc_fail(JC_EFORMAT, "'%s': truncated .npy header", path);
-        goto out_free;
-    }
-    char *dict = buf + off;
-    char save = dict[hlen];
+    if (hlen > len - off)
+        return jc_fail(JC_EFORMAT, "'%s': truncated .npy header", path);
+    /* the dict is parsed from a NUL-terminated copy: the mapping is read-only */
+    char *dict = jc_malloc(hlen + 1, "a .npy header");
+    if (!dict)
+        return JC_ENOMEM;
+    memcpy(dict, buf + off, hlen);
     dict[hlen] = '\0';
     bool f4 = (v = dict_value(dict, "'descr'")) && !strncmp(v, "'<f4'", 5);
     bool c_order = (v = dict_value(dict, "'fortran_order'")) && !strncmp(v, "False", 5);
@@ -216,37 +217,102 @@ int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
                 p++;
         }
     }
-    dict[hlen] = save;
-    if (!f4 || !c_order || nd < 1 || nd > 7) {
-        rc = jc_fail(JC_EFORMAT, "'%s' is not a little-endian float32 C-order .npy", path);
-        goto out_free;
-    }
+    free(dict);
+    if (!f4 || !c_order || nd < 1 || nd > 7)
+        return jc_fail(JC_EFORMAT, "'%s' is not a little-endian float32 C-order .npy", path);
     *rows = nd == 1 ? 1 : d[0];
     *cols = nd == 1 ? d[0] : d[1];
     for (int i = 2; i < nd; i++) {
-        if (d[i] && *cols > SIZE_MAX / 4 / d[i]) {
-            rc = jc_fail(JC_EFORMAT, "'%s': shape too large", path);
-            goto out_free;
-        }
+        if (d[i] && *cols > SIZE_MAX / 4 / d[i])
+            return jc_fail(JC_EFORMAT, "'%s': shape too large", path);
         *cols *= d[i];
     }
     size_t body = len - off - hlen;
-    if (*cols && *rows > body / 4 / *cols) {
-        rc =
-            jc_fail(JC_EFORMAT, "'%s': truncated: shape needs more data than the file holds", path);
-        goto out_free;
-    }
+    if (*cols && *rows > body / 4 / *cols)
+        return jc_fail(JC_EFORMAT, "'%s': truncated: shape needs more data than the file holds",
+                       path);
     size_t count = *rows * *cols;
-    if (body != count * 4) {
-        rc = jc_fail(JC_EFORMAT, "'%s': %zu bytes of data for %zu values", path, body, count);
-        goto out_free;
+    if (body != count * 4)
+        return jc_fail(JC_EFORMAT, "'%s': %zu bytes of data for %zu values", path, body, count);
+    *off_data = off + hlen;
+    return 0;
+}
+
+int jc_npy_map(const char *path, struct jc_npy_map *m)
+{
+    struct stat st;
+    size_t off = 0;
+    int fd, rc;
+
+    memset(m, 0, sizeof *m);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return jc_fail(JC_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = S_ISDIR(st.st_mode) ? jc_fail(JC_EIO, "cannot read '%s': is a directory", path)
+                                 : jc_fail(JC_EIO, "cannot read '%s': not a regular file", path);
+        close(fd);
+        return rc;
     }
-    if (!(*data = jc_malloc(count * 4, "a .npy array"))) {
+    m->len = (size_t)st.st_size;
+    if (m->len) {
+        m->base = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m->base == MAP_FAILED) {
+            m->base = NULL;
+            rc = jc_fail(errno == ENOMEM ? JC_ENOMEM : JC_EIO, "cannot map '%s': %s", path,
+                         strerror(errno));
+            close(fd);
+            return rc;
+        }
+    }
+    close(fd);
+    if ((rc = parse(path, m->base, m->len, &off, &m->rows, &m->cols)) < 0) {
+        jc_npy_unmap(m);
+        return rc;
+    }
+    /* the header is padded so that the values start on a 16-byte boundary (NEP 1); a file
+       written otherwise is still read, by a copy, as its floats may not be aligned */
+    if (off % sizeof(float)) {
+        float *copy = jc_malloc(m->rows * m->cols * sizeof *copy + 1, "a .npy array");
+        if (!copy) {
+            jc_npy_unmap(m);
+            return JC_ENOMEM;
+        }
+        memcpy(copy, (char *)m->base + off, m->rows * m->cols * sizeof *copy);
+        m->copy = copy;
+        m->data = copy;
+    } else {
+        m->data = (const float *)(const void *)((char *)m->base + off);
+    }
+    /* read once, front to back */
+    if (m->base)
+        madvise(m->base, m->len, MADV_SEQUENTIAL);
+    return 0;
+}
+
+void jc_npy_unmap(struct jc_npy_map *m)
+{
+    if (m->base)
+        munmap(m->base, m->len);
+    free(m->copy);
+    memset(m, 0, sizeof *m);
+}
+
+int jc_npy_read(const char *path, float **data, size_t *rows, size_t *cols)
+{
+    struct jc_npy_map m;
+    int rc;
+
+    *data = NULL;
+    if ((rc = jc_npy_map(path, &m)) < 0)
+        return rc;
+    size_t count = m.rows * m.cols;
+    if ((*data = jc_malloc(count * sizeof **data + 1, "a .npy array"))) {
+        memcpy(*data, m.data, count * sizeof **data);
+        *rows = m.rows;
+        *cols = m.cols;
+    } else {
         rc = JC_ENOMEM;
-        goto out_free;
     }
-    memcpy(*data, buf + off + hlen, count * 4);
-out_free:
-    free(buf);
+    jc_npy_unmap(&m);
     return rc;
 }
