@@ -20,9 +20,6 @@ const struct jc_kernels jc_kernels_ref = {
     .add = jc_add_ref,
     .gelu_mul = jc_gelu_mul_ref,
     .silu_mul = jc_silu_mul_ref,
-    .softmax_alibi_row = jc_softmax_alibi_row_ref,
-    .softmax = jc_softmax_ref,
-    .softmax_scaled = jc_softmax_scaled_ref,
     .attention = jc_attention_ref,
     .rope = jc_rope_ref,
     .mean_pool = jc_mean_pool_ref,
@@ -100,9 +97,6 @@ static void init_tables(void)
     table_avx2 = jc_kernels_ref;
     table_avx2.name = "avx2";
 #ifdef JC_X86_KERNELS
-    table_avx2.softmax = jc_softmax_avx2;
-    table_avx2.softmax_scaled = jc_softmax_scaled_avx2;
-    table_avx2.softmax_alibi_row = jc_softmax_alibi_row_avx2;
     table_avx2.layernorm = jc_layernorm_avx2;
     table_avx2.add = jc_add_avx2;
     table_avx2.gelu_mul = jc_gelu_mul_avx2;
@@ -118,8 +112,6 @@ static void init_tables(void)
     table_avx512.layernorm = jc_layernorm_avx512;
     table_avx512.gelu_mul = jc_gelu_mul_avx512;
     table_avx512.silu_mul = jc_silu_mul_avx512;
-    table_avx512.softmax_alibi_row = jc_softmax_alibi_row_avx512;
-    table_avx512.softmax_scaled = jc_softmax_scaled_avx512;
     table_avx512.attention = jc_attention_avx512;
     table_avx512.rope = jc_rope_avx512;
     table_avx512.mean_pool = jc_mean_pool_avx512;
@@ -131,9 +123,6 @@ static void init_tables(void)
     table_neon.add = jc_add_neon;
     table_neon.gelu_mul = jc_gelu_mul_neon;
     table_neon.silu_mul = jc_silu_mul_neon;
-    table_neon.softmax_alibi_row = jc_softmax_alibi_row_neon;
-    table_neon.softmax = jc_softmax_neon;
-    table_neon.softmax_scaled = jc_softmax_scaled_neon;
     table_neon.attention = jc_attention_neon;
     table_neon.rope = jc_rope_neon;
     table_neon.mean_pool = jc_mean_pool_neon;
@@ -198,9 +187,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->add != jc_kernels_ref.add;
     n += k->gelu_mul != jc_kernels_ref.gelu_mul;
     n += k->silu_mul != jc_kernels_ref.silu_mul;
-    n += k->softmax_alibi_row != jc_kernels_ref.softmax_alibi_row;
-    n += k->softmax != jc_kernels_ref.softmax;
-    n += k->softmax_scaled != jc_kernels_ref.softmax_scaled;
     n += k->attention != jc_kernels_ref.attention;
     n += k->rope != jc_kernels_ref.rope;
     n += k->mean_pool != jc_kernels_ref.mean_pool;

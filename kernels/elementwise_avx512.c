@@ -87,60 +87,6 @@ void jc_silu_mul_avx512(float *y, const float *g, const float *u, int n)
     }
 }
 
-/* exp(s - max), the sum, the scaling. */
-static void softmax_tail(float *s, int n, float max)
-{
-    __m512 vmax = _mm512_set1_ps(max), vsum = _mm512_setzero_ps();
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmax));
-        e = _mm512_maskz_mov_ps(m, e);
-        _mm512_mask_storeu_ps(s + j, m, e);
-        vsum = _mm512_add_ps(vsum, e);
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
-        _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
-    }
-}
-
-void jc_softmax_scaled_avx512(float *s, int n, float scale)
-{
-    __m512 vscale = _mm512_set1_ps(scale), vmax = _mm512_set1_ps(-INFINITY);
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vscale);
-        _mm512_mask_storeu_ps(s + j, m, v);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
-    }
-    softmax_tail(s, n, _mm512_reduce_max_ps(vmax));
-}
-
-void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int i,
-                                 const uint8_t *mask)
-{
-    const __m512 vscale = _mm512_set1_ps(scale), vslope = _mm512_set1_ps(-slope);
-    const __m512 vi = _mm512_set1_ps((float)i), step = _mm512_set1_ps(16.0f);
-    __m512 vj = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-
-    for (int j = 0; j < n; j += 16, vj = _mm512_add_ps(vj, step)) {
-        __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
-        __m512 d = _mm512_abs_ps(_mm512_sub_ps(vi, vj));
-        __m512 v =
-            _mm512_fmadd_ps(d, vslope, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vscale));
-        if (mask) {
-            __m128i m8 = _mm_maskz_loadu_epi8(m, mask + j);
-            __mmask16 pad = _mm_cmpeq_epi8_mask(m8, _mm_setzero_si128()) & m;
-            v = _mm512_mask_add_ps(v, pad, v, _mm512_set1_ps(-10000.0f));
-        }
-        _mm512_mask_storeu_ps(s + j, m, v);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
-    }
-    softmax_tail(s, n, _mm512_reduce_max_ps(vmax));
-}
-
 /* x * c + swap(x) * s, with the products rounded first: the reference's bits. */
 void jc_rope_avx512(float *x, const float *c, const float *s, int n)
 {

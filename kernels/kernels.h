@@ -60,19 +60,6 @@ struct jc_kernels {
     void (*silu_mul)(float *y, const float *g, const float *u, int n);
 
     /*
-     * One row of text attention scores, in place: s[j] = s[j]*scale - slope*|i - j|
-     * (+ -10000 where mask[j] is 0), then softmax over j < n.
-     */
-    void (*softmax_alibi_row)(float *s, int n, float scale, float slope, int i,
-                              const uint8_t *mask);
-
-    /* In-place softmax of s[0..n). */
-    void (*softmax)(float *s, int n);
-
-    /* In-place softmax of s[j] * scale over j < n. */
-    void (*softmax_scaled)(float *s, int n, float scale);
-
-    /*
      * ctx[r] = sum_j w[r, j] v[j] with w[r, .] = softmax_j(scale q[r].k[j]
      * - slope |row0 + r - j| + (mask[j] ? 0 : -10000)): an online softmax over tiles of keys
      * (a running max and sum per row, the accumulator rescaled when the max grows), so no

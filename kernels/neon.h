@@ -14,11 +14,6 @@ void jc_rope_neon(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_neon(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                        int n);
 
-void jc_softmax_neon(float *s, int n);
-void jc_softmax_scaled_neon(float *s, int n, float scale);
-void jc_softmax_alibi_row_neon(float *s, int n, float scale, float slope, int i,
-                               const uint8_t *mask);
-
 void jc_attention_neon(const struct jc_attn_head *a, float *work);
 
 #endif

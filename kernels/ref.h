@@ -10,10 +10,6 @@ void jc_layernorm_ref(float *y, const float *x, const float *w, const float *b, 
 void jc_add_ref(float *y, const float *a, int n);
 void jc_gelu_mul_ref(float *y, const float *g, const float *u, int n);
 void jc_silu_mul_ref(float *y, const float *g, const float *u, int n);
-void jc_softmax_alibi_row_ref(float *s, int n, float scale, float slope, int i,
-                              const uint8_t *mask);
-void jc_softmax_ref(float *s, int n);
-void jc_softmax_scaled_ref(float *s, int n, float scale);
 void jc_attention_ref(const struct jc_attn_head *a, float *work);
 void jc_rope_ref(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_ref(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,

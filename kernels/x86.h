@@ -6,11 +6,6 @@
 
 #include <stdint.h>
 
-void jc_softmax_avx2(float *s, int n);
-void jc_softmax_scaled_avx2(float *s, int n, float scale);
-void jc_softmax_alibi_row_avx2(float *s, int n, float scale, float slope, int i,
-                               const uint8_t *mask);
-
 void jc_layernorm_avx2(float *y, const float *x, const float *w, const float *b, int n, float eps);
 void jc_add_avx2(float *y, const float *a, int n);
 void jc_gelu_mul_avx2(float *y, const float *g, const float *u, int n);
@@ -23,9 +18,6 @@ void jc_layernorm_avx512(float *y, const float *x, const float *w, const float *
                          float eps);
 void jc_gelu_mul_avx512(float *y, const float *g, const float *u, int n);
 void jc_silu_mul_avx512(float *y, const float *g, const float *u, int n);
-void jc_softmax_alibi_row_avx512(float *s, int n, float scale, float slope, int i,
-                                 const uint8_t *mask);
-void jc_softmax_scaled_avx512(float *s, int n, float scale);
 void jc_rope_avx512(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_avx512(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                          int n);
