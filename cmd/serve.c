@@ -778,6 +778,22 @@ static bool get_bool(const cJSON *root, const char *name, bool *out)
     return true;
 }
 
+/*
+ * Whether a JSON text holds the escape \u0000: cJSON's strings end at a NUL, so such a text
+ * would be cut there, where the CLI embeds the whole of it. An escaped backslash is skipped,
+ * so "\\u0000" (a backslash, then "u0000") is not one.
+ */
+static bool has_nul_escape(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == '\\') {
+            if (p[i + 1] == 'u' && i + 5 < n && !memcmp(p + i + 2, "0000", 4))
+                return true;
+            i++;
+        }
+    return false;
+}
+
 /* Parses the body into jobs; 0, or an HTTP status with the message in err. */
 static int parse_request(struct request *r, char *err, size_t cap)
 {
@@ -797,6 +813,10 @@ static int parse_request(struct request *r, char *err, size_t cap)
     }
     if (!cJSON_IsObject(root)) {
         snprintf(err, cap, "the body is not a JSON object");
+        goto out;
+    }
+    if (has_nul_escape(r->body, r->len)) {
+        snprintf(err, cap, "a string holds \\u0000, which this server does not take");
         goto out;
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "model");

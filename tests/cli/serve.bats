@@ -254,6 +254,11 @@ b64() {
     fails 400 'encoding_type: not float' '{"input":"a","encoding_type":[]}'
     fails 400 'normalized: not true or false' '{"input":"a","normalized":"yes"}'
     fails 400 'truncate: not true or false' '{"input":"a","truncate":1}'
+    # cJSON ends a string at U+0000, where the CLI embeds the whole text: refused, not cut
+    fails 400 'a string holds \u0000' '{"input":["a\u0000b"]}'
+    post '{"input":["a\\u0000b"]}' # a backslash, then u0000: an ordinary text
+    [ "$status" = 200 ]
+    [ "$(floats)" = "$("$JCLIP" embed-text -m "$MODEL" 'a\u0000b' | norm_json)" ]
     seq 2049 | jq -sc '{input: map(tostring)}' > "$BATS_TEST_TMPDIR/req"
     fails 413 'over the limit of 2048' "@$BATS_TEST_TMPDIR/req"
 }
