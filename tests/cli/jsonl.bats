@@ -424,9 +424,12 @@ jclip embed-text: warning: stdin line 7: invalid UTF-8 (1 sequence) replaced by 
     text_records 20 > "$BATS_TEST_TMPDIR/in"
     want=$("$JCLIP" embed-text -m "$MODEL" --jsonl < "$BATS_TEST_TMPDIR/in")
     # PySpark and ssh run commands with next to no environment: no PATH, HOME or locale
-    got=$(env -i JCLIP_MODEL="$MODEL" "$JCLIP" embed-text --jsonl < "$BATS_TEST_TMPDIR/in")
+    # (under make valgrind, only what its wrapper needs to find valgrind and the binary)
+    local vg=()
+    [ -z "${JCLIP_REAL:-}" ] || vg=(JCLIP_REAL="$JCLIP_REAL" VG_LOG_DIR="$VG_LOG_DIR" PATH="$PATH")
+    got=$(env -i "${vg[@]}" JCLIP_MODEL="$MODEL" "$JCLIP" embed-text --jsonl < "$BATS_TEST_TMPDIR/in")
     [ "$got" = "$want" ]
-    got=$(env -i JCLIP_MODEL="$MODEL" JCLIP_THREADS=1 LANG=tr_TR.UTF-8 LC_ALL=de_DE.UTF-8 \
+    got=$(env -i "${vg[@]}" JCLIP_MODEL="$MODEL" JCLIP_THREADS=1 LANG=tr_TR.UTF-8 LC_ALL=de_DE.UTF-8 \
         HOME=/nonexistent "$JCLIP" embed-text --jsonl < "$BATS_TEST_TMPDIR/in")
     [ "$got" = "$want" ]
 }
