@@ -159,28 +159,32 @@ out_release:
     return rc;
 }
 
+/* Room for a data URI's name: its head, cut to 100 characters, and "...". */
+#define HEAD_CAP 112
+
 /*
  * The bytes of an image source, for the decoders: a file (a directory is named as such), a
- * URL fetched, or a data URI decoded. *name is what to call it in messages: the path or
- * URL, or a data URI's head followed by "...".
+ * URL fetched, or a data URI decoded. *name is what to call it in messages: the path or URL
+ * itself, or for a data URI its head followed by "...", written in head[HEAD_CAP].
  */
 static int read_source(const char *src, const struct jc_image_opts *o, char **buf, size_t *len,
-                       char *name, size_t cap)
+                       char head[HEAD_CAP], const char **name)
 {
     struct stat st;
 
-    snprintf(name, cap, "%s", src);
+    *name = src;
     if (jc_is_url(src))
         return jc_fetch(src, o ? &o->fetch : NULL, buf, len);
     if (jc_is_data_uri(src)) {
-        size_t n = strlen(src), head = 0;
+        size_t n = strlen(src), head_len = 0;
         uint8_t *data;
         char what[160];
         snprintf(what, sizeof what, "'%.100s%s'", src, n > 100 ? "..." : "");
-        int rc = jc_data_uri(src, n, what, &data, len, &head);
+        int rc = jc_data_uri(src, n, what, &data, len, &head_len);
         if (rc < 0)
             return rc;
-        snprintf(name, cap, "%.*s...", (int)(head < cap - 4 ? head : cap - 4), src);
+        snprintf(head, HEAD_CAP, "%.*s...", (int)(head_len < 100 ? head_len : 100), src);
+        *name = head;
         *buf = (char *)data;
         return 0;
     }
@@ -190,45 +194,34 @@ static int read_source(const char *src, const struct jc_image_opts *o, char **bu
     return jc_read_file(src, JC_DECODE_MAX_BYTES, buf, len);
 }
 
-/* Long enough for any path: a data URI's name is its head alone. */
-#define NAME_CAP 4200
-
 int jc_image_load_pixels(const char *path, const struct jc_image_opts *o, int size,
                          const float mean[3], const float std[3], float *out, const char **warning)
 {
-    char *buf;
+    char *buf, head[HEAD_CAP];
+    const char *name;
     size_t len;
     int rc;
 
-    char *name = malloc(NAME_CAP);
-
     *warning = NULL;
-    if (!name)
-        return jc_fail(JC_ENOMEM, "out of memory");
-    if ((rc = read_source(path, o, &buf, &len, name, NAME_CAP)) == 0) {
-        rc = jc_image_decode_pixels(buf, len, name, o, size, mean, std, out, warning);
-        free(buf);
-    }
-    free(name);
+    if ((rc = read_source(path, o, &buf, &len, head, &name)) < 0)
+        return rc;
+    rc = jc_image_decode_pixels(buf, len, name, o, size, mean, std, out, warning);
+    free(buf);
     return rc;
 }
 
 int jc_image_load(const char *path, const struct jc_image_opts *o, struct jc_image *img)
 {
-    char *buf;
+    char *buf, head[HEAD_CAP];
+    const char *name;
     size_t len;
     int rc;
 
-    char *name = malloc(NAME_CAP);
-
     memset(img, 0, sizeof *img);
-    if (!name)
-        return jc_fail(JC_ENOMEM, "out of memory");
-    if ((rc = read_source(path, o, &buf, &len, name, NAME_CAP)) == 0) {
-        rc = jc_image_decode(buf, len, name, o, img);
-        free(buf);
-    }
-    free(name);
+    if ((rc = read_source(path, o, &buf, &len, head, &name)) < 0)
+        return rc;
+    rc = jc_image_decode(buf, len, name, o, img);
+    free(buf);
     return rc;
 }
 
@@ -261,16 +254,14 @@ int jc_image_size_mem(const void *buf, size_t len, const char *name, int *w, int
 
 int jc_image_size(const char *path, int *w, int *h)
 {
-    char *buf, *name = malloc(NAME_CAP);
+    char *buf, head[HEAD_CAP];
+    const char *name;
     size_t len;
     int rc;
 
-    if (!name)
-        return jc_fail(JC_ENOMEM, "out of memory");
-    if ((rc = read_source(path, NULL, &buf, &len, name, NAME_CAP)) == 0) {
-        rc = jc_image_size_mem(buf, len, name, w, h);
-        free(buf);
-    }
-    free(name);
+    if ((rc = read_source(path, NULL, &buf, &len, head, &name)) < 0)
+        return rc;
+    rc = jc_image_size_mem(buf, len, name, w, h);
+    free(buf);
     return rc;
 }

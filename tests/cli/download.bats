@@ -33,21 +33,14 @@ teardown() {
 # Starts the stand-in Hub with the switches "$@" and points HF_ENDPOINT at it; its requests
 # are logged to $HUB_LOG, one line each.
 start_hub() {
-    local port="" i
+    local port
     HUB_LOG="$BATS_TEST_TMPDIR/hub.log"
     : > "$HUB_LOG"
     python3 "$BATS_TEST_DIRNAME/hfserver.py" --lifetime 60 --log "$HUB_LOG" --commit "$COMMIT" \
         "$MODEL" "$@" > "$BATS_TEST_TMPDIR/hub.port" 2> "$BATS_TEST_TMPDIR/hub.err" 3>&- &
     HUB_PID=$!
-    for i in $(seq 100); do
-        # a whole line: the port is written at once, with its newline
-        if read -r port < "$BATS_TEST_TMPDIR/hub.port" 2> /dev/null && [ -n "$port" ]; then
-            break
-        fi
-        port=""
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "the Hub did not start:"; cat "$BATS_TEST_TMPDIR/hub.err"; return 1; }
+    port=$(wait_port "$BATS_TEST_TMPDIR/hub.port" "the Hub did not start" \
+        "$BATS_TEST_TMPDIR/hub.err") || { echo "$port"; return 1; }
     export HF_ENDPOINT="http://127.0.0.1:$port"
 }
 

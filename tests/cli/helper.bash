@@ -97,22 +97,33 @@ same_records() {
             "$(jq -c 'select(.embedding) | .embedding' "$2")"
 }
 
+# Waits up to 10 s for a whole line, a port, in file $1 (a server started in the background
+# prints it once bound) and prints it; else prints $2 and the file $3 and fails.
+wait_port() {
+    local port="" i
+    for i in $(seq 100); do
+        # a whole line: the port is written at once, with its newline
+        if read -r port < "$1" 2> /dev/null && [ -n "$port" ]; then
+            echo "$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$2:"
+    cat "$3"
+    return 1
+}
+
 # Starts the local image server (imageserver.py) on the files of directory $1; sets IMG to its
 # base URL and IMG_PID. It stops by itself after --lifetime; stop_image_server ends it sooner.
 start_image_server() {
-    local port="" i
+    local port
     python3 "$BATS_TEST_DIRNAME/imageserver.py" --root "$1" --lifetime "${2:-300}" \
         --log "$BATS_TEST_TMPDIR/images.log" > "$BATS_TEST_TMPDIR/images.port" \
         2> "$BATS_TEST_TMPDIR/images.err" 3>&- &
     IMG_PID=$!
-    for i in $(seq 100); do
-        if read -r port < "$BATS_TEST_TMPDIR/images.port" 2> /dev/null && [ -n "$port" ]; then
-            break
-        fi
-        port=""
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "the image server did not start:"; cat "$BATS_TEST_TMPDIR/images.err"; return 1; }
+    port=$(wait_port "$BATS_TEST_TMPDIR/images.port" "the image server did not start" \
+        "$BATS_TEST_TMPDIR/images.err") || { echo "$port"; return 1; }
     IMG="http://127.0.0.1:$port"
 }
 
