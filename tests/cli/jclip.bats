@@ -41,6 +41,7 @@ load helper
 @test "info --json: version, the weights' SHA-256 and how it runs, for a driver to compare hosts" {
     run --separate-stderr "$JCLIP" info -m "$MODEL" -t 3 --json
     [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
     [ "${#lines[@]}" -eq 1 ]
     sum=$(sha256sum "$MODEL/model.safetensors" | cut -d' ' -f1)
     [ "$(echo "$output" | jq -c '[.version, .model, .model_sha256, .dtype, .parameters, .dimensions, .precision, .threads]')" = \

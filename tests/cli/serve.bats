@@ -404,6 +404,12 @@ PY
     [ "$status" -eq 2 ]
     run "$JCLIP" serve --max-batch 0
     [ "$status" -eq 2 ]
+    for bad in "--idle-timeout 0" "--fetch-timeout 0" "--max-image-bytes x"; do
+        run --separate-stderr "$JCLIP" serve $bad
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        [[ "$stderr" == "jclip serve: ${bad%% *}: "*"is not a whole number"* ]]
+    done
     run --separate-stderr timeout 10 "$JCLIP" serve -m "$MODEL" --port "$PORT"
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"jclip serve: cannot listen on 127.0.0.1 port $PORT"* ]]

@@ -107,6 +107,7 @@ vec() {
     SECONDS=0
     embed --fetch-timeout 1 "$IMG/slow"
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
     [ "$stderr" = "jclip embed-image: cannot fetch '$IMG/slow': no answer within 1 s" ]
     [ "$SECONDS" -lt $((10 * SLOW)) ]
 }
@@ -114,6 +115,7 @@ vec() {
 @test "--no-fetch refuses URLs, fetching nothing; files still work" {
     embed --no-fetch "$IMG/files/chelsea.png"
     [ "$status" -eq 1 ]
+    [ -z "$output" ]
     [ "$stderr" = "jclip embed-image: '$IMG/files/chelsea.png' is a URL, and fetching is off (--no-fetch)" ]
     ! grep -q chelsea "$BATS_TEST_TMPDIR/images.log"
     embed --no-fetch "$IMAGES/chelsea.png"
