@@ -39,7 +39,7 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-unit test-neon test-neon-golden test-golden test-cli test-full check-style models \
+.PHONY: all clean install test test-haswell test-unit test-neon test-neon-golden test-golden test-cli test-full check-style models \
 	demo bench asan valgrind
 all: $(JCLIP_BIN) $(GEN)
 
@@ -76,7 +76,7 @@ models: $(TEST_CFGS:%=$(MODELS)/%/model.safetensors)
 # Tests run under LC_ALL=C from the top of the tree.
 export LC_ALL := C
 
-test: test-unit test-cli
+test: test-unit test-cli test-haswell
 
 # The golden conformance suite runs once per kernel table this machine can run.
 GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
@@ -140,6 +140,22 @@ test-neon-golden: models test-neon
 
 test-cli: $(JCLIP_BIN) models
 	JCLIP="$(abspath $(JCLIP_BIN))" bats tests/cli
+
+# The batch-invariance tests (the GNU parallel byte-identity ones among them) and the golden
+# suites once more on OpenBLAS's Haswell kernels, those of most AVX2-only machines, whose
+# rows round by their place in a group of 12 (lib/pool.c): x86-64 only.
+HASWELL_CLI := tests/cli/embed_text.bats tests/cli/embed_image.bats tests/cli/jsonl.bats
+HASWELL_FILTER := do not change the output|same bytes whatever|classify --text --jsonl
+
+test-haswell: $(UNIT_BIN) $(JCLIP_BIN) models
+ifneq ($(filter x86_64%,$(ARCH)),)
+	@set -e; for t in $(BUILD)/tests/test_linear $(GOLDEN_BIN); do \
+	    echo "== $$t, OPENBLAS_CORETYPE=Haswell"; OPENBLAS_CORETYPE=Haswell $$t; done
+	JCLIP_TEST_CORETYPE=Haswell JCLIP="$(abspath $(JCLIP_BIN))" \
+		bats --filter '$(HASWELL_FILTER)' $(HASWELL_CLI)
+else
+	@echo "test-haswell: not an x86-64 machine"
+endif
 
 # jclip(1)'s PIPELINES across hosts: three ssh hosts made of network namespaces of this
 # machine (scripts/test-cluster). Needs root, ip and openssh-server; where the cluster cannot

@@ -51,9 +51,10 @@ static int print_json(const struct jc_model_info *in)
     json_string(stdout, in->dir);
     printf(",\"model_sha256\":\"%s\",\"dtype\":\"%s\",\"parameters\":%lld,"
            "\"dimensions\":%d,\"precision\":\"fp32\",\"kernels\":\"%s\","
-           "\"openblas_core\":\"%s\",\"shape_invariant\":%s,\"threads\":%d}\n",
+           "\"openblas_core\":\"%s\",\"batch_invariant\":%s,\"row_unroll\":%d,"
+           "\"threads\":%d}\n",
            hex, in->dtype, (long long)in->params, in->embed_dim, jc_isa_name(), jc_blas_corename(),
-           jc_blas_shape_invariant() ? "true" : "false", jc_threads());
+           jc_blas_batch_invariant() ? "true" : "false", jc_blas_row_unroll(), jc_threads());
     if (fflush(stdout) != 0) {
         error("cannot write to stdout");
         return EXIT_FAIL;
@@ -104,6 +105,15 @@ int cmd_info(int argc, char **argv)
         return EXIT_FAIL;
     if (!(m = open_model(model, JC_LOAD_INFO)))
         return EXIT_FAIL;
+    /*
+     * The user's choice is obeyed, but a lower core type costs: in make bench on an AMD EPYC
+     * with AVX-512, Haswell's SGEMM ran at 55% of Cooperlake's (jclip-info(1)).
+     */
+    const char *user = getenv("OPENBLAS_CORETYPE"), *best = jc_blas_best_coretype();
+    if (user && *user && best && jc_blas_coretype_below(jc_blas_corename(), best))
+        warning("OPENBLAS_CORETYPE=%s is below this CPU's best OpenBLAS core type, %s: matrix "
+                "products run at about half speed or less; unset it to use %s",
+                user, best, best);
     if (jc_model_info(m, &in) < 0) {
         error("%s", jc_errmsg());
         jc_model_free(m);
@@ -137,9 +147,10 @@ int cmd_info(int argc, char **argv)
         printf("vision tower: none\n");
     printf("kernels:      %s (%d kernels specialised, the rest scalar reference)\n", jc_isa_name(),
            jc_isa_specialised());
-    printf("openblas:     core type %s, 1 thread per call, %s\n", jc_blas_corename(),
-           jc_blas_shape_invariant() ? "shape-invariant (batching changes no bit)"
-                                     : "shape-dependent (batching can change the last bits)");
+    printf("openblas:     core type %s, 1 thread per call, rows in groups of %d, %s\n",
+           jc_blas_corename(), jc_blas_row_unroll(),
+           jc_blas_batch_invariant() ? "batch-invariant (batching changes no bit)"
+                                     : "not batch-invariant (batching can change the last bits)");
     printf("threads:      %d\n", jc_threads());
     jc_model_free(m);
     if (fflush(stdout) != 0) {

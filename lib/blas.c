@@ -206,30 +206,25 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
 }
 
 /*
- * Whether this OpenBLAS computes each element of C the same, to the bit, wherever it sits
- * in the call: row and column offset and the call's M and N. Most x86 kernels do; Haswell's
- * SGEMM (also used for Zen) rounds rows differently by their position modulo its unroll,
- * so there jc_linear keeps one fixed block shape instead. Probed once rather than listed,
- * so a core type or OpenBLAS version not measured here is judged by what it does. Every
- * probe call is above JC_BLAS_MNK_MIN, like every call jc_linear makes on the free path.
+ * How rows must sit in a call for a row's bits to depend on nothing but its own data and
+ * its offset in the call modulo an unroll U. OpenBLAS 0.3's Haswell SGEMM (also used for
+ * Zen) rounds rows 0-5 and 6-11 of each group of 12 differently, and the rows of an
+ * incomplete last group differently again, and a row's bits change with the call's N;
+ * the AVX-512 kernels give the same bits at any offset (U = 1) and for any 16-aligned
+ * block of columns. Probed once rather than listed, so a core type or OpenBLAS version not
+ * measured here is judged by what it does.
+ *
+ * Operands: K past Haswell's K block (two blocks), every call past JC_BLAS_MNK_MIN
+ * (PROBE_MIN rows at least), PROBE_M rows a multiple of every candidate unroll.
  */
-enum { PROBE_M = 128, PROBE_N = 160, PROBE_K = 128, PROBE_EXTRA = 13 };
+enum { PROBE_M = 192, PROBE_N = 96, PROBE_K = 512, PROBE_MIN = 48 };
 
-static bool shape_invariant;
-static pthread_once_t shape_once = PTHREAD_ONCE_INIT;
+static const int unrolls[] = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64};
 
-static bool probe_same(const float *c, int ldc, const float *ref, int ldref, int m, int n)
-{
-    for (int i = 0; i < m; i++)
-        if (memcmp(c + (size_t)i * ldc, ref + (size_t)i * ldref, (size_t)n * sizeof *c))
-            return false;
-    return true;
-}
+static struct jc_blas_rows rows_found = {.unroll = 64, .alike = 1};
+static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
 
-/*
- * C[m, n] = bias + a b^T (beta 1 on C filled with bias[0..n)) or a b^T (beta 0), as
- * jc_linear calls it with and without a bias.
- */
+/* C[m, n] = bias + a b^T (beta 1 on C filled with the bias) or a b^T, as jc_linear calls. */
 static void probe_call(int m, int n, const float *a, const float *b, const float *bias, float *c)
 {
     if (bias)
@@ -238,29 +233,74 @@ static void probe_call(int m, int n, const float *a, const float *b, const float
     jc_sgemm(true, m, n, PROBE_K, 1, a, PROBE_K, b, PROBE_K, bias ? 1 : 0, c, n);
 }
 
-static bool probe_betas(const float *a, const float *b, const float *bias, float *ref, float *c)
+static bool same_rows(const float *c, int ldc, const float *ref, int ldref, int m, int n)
 {
-    const int lda = PROBE_K, cols = PROBE_N + PROBE_EXTRA;
-    bool same = true;
+    for (int i = 0; i < m; i++)
+        if (memcmp(c + (size_t)i * ldc, ref + (size_t)i * ldref, (size_t)n * sizeof *c))
+            return false;
+    return true;
+}
 
-    probe_call(PROBE_M + PROBE_EXTRA, cols, a, b, bias, ref);
-    /* Row offsets across a kernel's unroll (Haswell's repeats every 12 rows). */
-    static const int shifts[] = {1, 5, 6, 12, 13};
-    for (size_t s = 0; same && s < sizeof shifts / sizeof *shifts; s++) {
-        int sh = shifts[s];
-        probe_call(PROBE_M, PROBE_N, a + (size_t)sh * lda, b, bias, c);
-        same = probe_same(c, PROBE_N, ref + (size_t)sh * cols, cols, PROBE_M, PROBE_N);
+/*
+ * One row repeated PROBE_M times: which offsets give which bits. The unroll is the
+ * smallest candidate whose period the pattern has; `alike` marks the offsets of a group
+ * that round as offset 0 does.
+ */
+static bool probe_pattern(float *a, const float *b, float *c, struct jc_blas_rows *r)
+{
+    for (int i = 1; i < PROBE_M; i++)
+        memcpy(a + (size_t)i * PROBE_K, a, PROBE_K * sizeof *a);
+    probe_call(PROBE_M, PROBE_N, a, b, NULL, c);
+    for (size_t u = 0; u < sizeof unrolls / sizeof *unrolls; u++) {
+        int U = unrolls[u], i = U;
+        for (; i < PROBE_M; i++)
+            if (!same_rows(c + (size_t)i * PROBE_N, 0, c + (size_t)(i % U) * PROBE_N, 0, 1,
+                           PROBE_N))
+                break;
+        if (i < PROBE_M)
+            continue;
+        r->unroll = U;
+        r->alike = 0;
+        for (i = 0; i < U; i++)
+            if (same_rows(c + (size_t)i * PROBE_N, 0, c, 0, 1, PROBE_N))
+                r->alike |= (uint64_t)1 << i;
+        return true;
     }
-    /* Column offsets and another N; another M. */
-    if (same) {
-        probe_call(PROBE_M, PROBE_N - 19, a, b + 3 * lda, bias ? bias + 3 : NULL, c);
-        same = probe_same(c, PROBE_N - 19, ref + 3, cols, PROBE_M, PROBE_N - 19);
+    return false;
+}
+
+/*
+ * Distinct rows: calls that start at other multiples of U and have other multiples of U
+ * rows give each row the bits of the reference call; then whether blocks of columns do.
+ */
+static bool probe_shifts(const float *a, const float *b, const float *bias, float *ref, float *c,
+                         struct jc_blas_rows *r)
+{
+    const int U = r->unroll;
+    static const int shifts[] = {1, 2, 5, 13};
+
+    probe_call(PROBE_M, PROBE_N, a, b, bias, ref);
+    for (size_t s = 0; s < sizeof shifts / sizeof *shifts; s++) {
+        int sh = shifts[s] * U, rest = (PROBE_M - sh) / U * U;
+        if (rest < PROBE_MIN)
+            break;
+        int half = (rest / 2 + U - 1) / U * U;
+        int sizes[] = {rest, half < PROBE_MIN ? rest : half};
+        for (int k = 0; k < 2; k++) {
+            probe_call(sizes[k], PROBE_N, a + (size_t)sh * PROBE_K, b, bias, c);
+            if (!same_rows(c, PROBE_N, ref + (size_t)sh * PROBE_N, PROBE_N, sizes[k], PROBE_N))
+                return false;
+        }
     }
-    if (same) {
-        probe_call(PROBE_M - 17, PROBE_N, a, b, bias, c);
-        same = probe_same(c, PROBE_N, ref, cols, PROBE_M - 17, PROBE_N);
+    /* columns 16 .. N - 16, then 32 .. 80 */
+    probe_call(PROBE_M, PROBE_N - 32, a, b + 16 * PROBE_K, bias ? bias + 16 : NULL, c);
+    bool cols = same_rows(c, PROBE_N - 32, ref + 16, PROBE_N, PROBE_M, PROBE_N - 32);
+    if (cols) {
+        probe_call(PROBE_M, 48, a, b + 32 * PROBE_K, bias ? bias + 32 : NULL, c);
+        cols = same_rows(c, 48, ref + 32, PROBE_N, PROBE_M, 48);
     }
-    return same;
+    r->cols = r->cols && cols;
+    return true;
 }
 
 /*
@@ -270,37 +310,61 @@ static bool probe_betas(const float *a, const float *b, const float *bias, float
  */
 static float *probe_mem;
 
-static void probe_shapes(void)
+static void probe_rows(void)
 {
-    const int lda = PROBE_K, rows = PROBE_M + PROBE_EXTRA, cols = PROBE_N + PROBE_EXTRA;
-    const size_t na = (size_t)rows * lda, nb = (size_t)cols * lda, nc = (size_t)rows * cols;
+    const size_t na = (size_t)PROBE_M * PROBE_K, nb = (size_t)PROBE_N * PROBE_K,
+                 nc = (size_t)PROBE_M * PROBE_N;
+    struct jc_blas_rows r = {.cols = true};
     uint32_t x = 0x9e3779b9u;
-    bool same = false;
 
-    probe_mem = malloc((na + nb + 2 * nc + (size_t)cols) * sizeof *probe_mem);
-    /* no memory to tell: the fixed blocks are always right */
+    probe_mem = malloc((na + nb + 2 * nc + PROBE_N) * sizeof *probe_mem);
+    /* no memory to tell: rows in groups of 64 and no column blocks, the likeliest to hold */
     if (!probe_mem || jc_blas_reserve() < 0)
         goto out;
     float *a = probe_mem, *b = a + na, *ref = b + nb, *c = ref + nc, *bias = c + nc;
     /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
-    for (size_t i = 0; i < (size_t)rows * lda; i++, x = x * 1664525u + 1013904223u)
+    for (size_t i = 0; i < na + nb + PROBE_N; i++, x = x * 1664525u + 1013904223u) {
+        float v = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
+        if (i < na)
+            a[i] = v;
+        else if (i < na + nb)
+            b[i - na] = v;
+        else
+            bias[i - na - nb] = v;
+    }
+    if (!probe_pattern(a, b, c, &r))
+        goto out;
+    for (size_t i = PROBE_K; i < na; i++, x = x * 1664525u + 1013904223u)
         a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
-    for (size_t i = 0; i < (size_t)cols * lda; i++, x = x * 1664525u + 1013904223u)
-        b[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
-    for (int i = 0; i < cols; i++, x = x * 1664525u + 1013904223u)
-        bias[i] = (float)((int32_t)x >> 8) * 0x1p-23f;
     /* Both ways jc_linear calls: beta 0 without a bias, beta 1 onto a bias. */
-    same = probe_betas(a, b, NULL, ref, c) && probe_betas(a, b, bias, ref, c);
+    r.invariant = probe_shifts(a, b, NULL, ref, c, &r) && probe_shifts(a, b, bias, ref, c, &r);
+    if (r.invariant)
+        rows_found = r;
 out:
-    shape_invariant = same;
     free(probe_mem);
     probe_mem = NULL;
 }
 
-bool jc_blas_shape_invariant(void)
+const struct jc_blas_rows *jc_blas_rows(void)
 {
-    pthread_once(&shape_once, probe_shapes);
-    return shape_invariant;
+    pthread_once(&rows_once, probe_rows);
+    return &rows_found;
+}
+
+void jc_blas_set_rows(const struct jc_blas_rows *r)
+{
+    pthread_once(&rows_once, probe_rows);
+    rows_found = *r;
+}
+
+bool jc_blas_batch_invariant(void)
+{
+    return jc_blas_rows()->invariant;
+}
+
+int jc_blas_row_unroll(void)
+{
+    return jc_blas_rows()->unroll;
 }
 
 struct peak_run {

@@ -15,9 +15,26 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
 
 /*
  * Multiply-adds a call needs, with M, N >= 2, to be past OpenBLAS's small-matrix and GEMV
- * paths: jc_blas_shape_invariant() speaks of calls of at least this size.
+ * paths: jc_blas_rows() speaks of calls of at least this size.
  */
 #define JC_BLAS_MNK_MIN (1 << 21)
+
+/*
+ * What a row's bits depend on in a call past JC_BLAS_MNK_MIN, as probed on first use: its
+ * own data and its offset in the call modulo `unroll`, when the call has whole groups of
+ * `unroll` rows (its rows and its first row's offset multiples of it). Offsets r of a group
+ * with bit r of `alike` set round as offset 0 does. `cols`: a call may take any block of
+ * columns starting and ending at multiples of 16 without changing a bit. `invariant` is
+ * false when no unroll up to 64 held (then unroll is 64, a guess).
+ */
+struct jc_blas_rows {
+    int unroll;
+    uint64_t alike;
+    bool cols, invariant;
+};
+const struct jc_blas_rows *jc_blas_rows(void);
+/* Replaces what the probe found (after probing), for a benchmark of the unaligned layout. */
+void jc_blas_set_rows(const struct jc_blas_rows *r);
 
 /* Runs fn(arg, job, thread) for job = 0..n_jobs-1 across the pool; returns when all are done. */
 typedef void (*jc_job_fn)(void *arg, int job, int thread);
@@ -31,10 +48,12 @@ int jc_pool_size(void);
 
 /*
  * y[rows, out] (row stride ldy) = x[rows, in] * w^T + b, with w [out, in] and b [out] or
- * NULL. Split across the pool so that each output element is bitwise the same whatever
- * the thread count and, where jc_blas_shape_invariant(), whatever the other rows (lib/pool.c
- * says how). `scratch` holds jc_linear_scratch(in, out) floats, or jc_linear_scratch_max
- * over every (in, out) it will be used for.
+ * NULL, split across the pool. Each row of y is bitwise the same for the same row of x at
+ * the same index modulo jc_blas_row_unroll(), whatever the other rows, the row count, the
+ * thread count (lib/pool.c says how); so a caller that starts each sequence at a multiple
+ * of the unroll gets each token's bits independent of the batch. `scratch` holds
+ * jc_linear_scratch(in, out) floats, or jc_linear_scratch_max over every (in, out) it will
+ * be used for.
  */
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
                int ldy, float *scratch);
@@ -52,7 +71,8 @@ size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);
 
 /*
  * Rows per chunk to cut `rows` into as few chunks of at most `most` rows as it takes, all
- * of about one size: no short last chunk to run a GEMM of its own.
+ * of about one size (no short last chunk to run a GEMM of its own), rounded up to a
+ * multiple of jc_blas_row_unroll().
  */
 size_t jc_chunk_rows(size_t rows, size_t most);
 

@@ -79,13 +79,19 @@ const char *jc_blas_best_coretype(void);
 bool jc_blas_coretype_below(const char *have, const char *want);
 
 /*
- * Whether this OpenBLAS computes every element of a large SGEMM the same, to the bit,
- * wherever it sits in the call (its row and column, the call's M and N). When true, a
- * text's or image's embedding does not depend on the rest of its batch; when false (the
- * Haswell kernels, also used for Zen), it can differ in the last bits (within 1e-6).
- * Measured once on first call by a few offset and resized products.
+ * Whether a text's or image's embedding is the same, to the bit, whatever else is in its
+ * batch, whatever the thread count and wherever it sits: true when the probe of OpenBLAS's
+ * SGEMM (run once, on first call) found how rows must be laid out for that (lib/blas.c),
+ * as it does for every x86-64 core type measured, Haswell's included.
  */
-bool jc_blas_shape_invariant(void);
+bool jc_blas_batch_invariant(void);
+
+/*
+ * The rows of the groups in which OpenBLAS's SGEMM rounds alike: each text's and image's
+ * tokens start at a multiple of it in a batch (1 for the AVX-512 kernels, 12 for
+ * Haswell's), so a text of n tokens costs n rounded up to it.
+ */
+int jc_blas_row_unroll(void);
 
 /*
  * OpenBLAS's SGEMM speed on this machine with `threads` cores, in GFLOP/s: the best of five

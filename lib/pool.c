@@ -196,35 +196,39 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
 }
 
 /*
- * Linear layers, on two paths.
+ * Linear layers: one path, bitwise the same for a row whatever surrounds it.
  *
- * Where OpenBLAS computes every element alike wherever it sits in the call
- * (jc_blas_shape_invariant), the product is cut into as few calls as keep the threads busy:
- * one block of rows per thread when there are enough rows (sized by the threads' speeds,
- * below), else one block of columns, else one call, zero-padded in rows when it would fall
- * below JC_BLAS_MNK_MIN. Each operand is then packed about once per thread, and since the
- * cut changes no bit, neither do the batch and the thread count.
+ * OpenBLAS gives a row the same bits in any call past JC_BLAS_MNK_MIN that has whole
+ * groups of U rows and puts it at the same offset modulo U (jc_blas_rows: U is 1 for the
+ * AVX-512 kernels, 12 for Haswell's). So every call here starts at a multiple of U within
+ * the product and covers whole groups; rows past the last whole group, and products too
+ * small for OpenBLAS's main path, go through a zero-padded copy in the scratch buffer.
+ * The callers lay each sequence out from a multiple of U (jc_blas_row_unroll), so a token's
+ * offset modulo U is its offset in its own sequence, and neither the batch, nor the
+ * thread count, nor the cut between threads changes a bit.
  *
- * Elsewhere every call has one fixed shape, LINEAR_ROWS x LINEAR_COLS with the last row
- * block zero-padded, as alike as OpenBLAS makes results of one shape; a row's bits can
- * still depend on where the batch puts it (Haswell's kernel rounds rows by position).
+ * The product is cut into as few calls as keep the threads busy, so each operand is
+ * packed about once per thread: a block of rows per thread when there are enough rows
+ * (sized by the threads' speeds, below), else, where the kernels allow it, a block of
+ * columns per thread, else one call.
  */
-#define LINEAR_ROWS     64
-#define LINEAR_COLS     128
 #define LINEAR_MIN_ROWS 128 /* rows a thread's block must have before rows are split */
 
 struct linear_job {
     const float *x, *w, *b;
     float *y;
     int rows, in, out, ldy;
-    bool acc;                           /* y += ..., not y = ... */
-    int row_step, col_step, col_blocks; /* the cut: blocks of row_step x col_step */
-    int pad_rows;                       /* free path: M of a padded single call, else 0 */
-    /* fixed path: per thread [LINEAR_ROWS, in + LINEAR_COLS]; free: [pad_rows, in + out] */
-    float *pad;
+    bool acc;     /* y += ..., not y = ... */
+    int col_step; /* columns per job when cut by columns */
+    float *pad;   /* [pad_rows, in + out] */
     int *cut;     /* shared rows: thread t takes rows cut[t] .. cut[t + 1] */
     double *secs; /* and takes secs[t] seconds for them */
 };
+
+static int round_up(int n, int to)
+{
+    return (n + to - 1) / to * to;
+}
 
 /*
  * Readies the nr x nc block c (row stride ldc) for a beta-1 product, which then adds into
@@ -246,47 +250,6 @@ static float start_block(const struct linear_job *l, float *c, int ldc, int nr, 
     return 1.0f;
 }
 
-/*
- * A block of nr < m rows computed in an m-row buffer pc (row stride nc), readied as
- * start_block readies C in place, then copied out; the padding rows are zeros.
- */
-static void padded_block(const struct linear_job *l, const float *x, float *pad, int m, int r0,
-                         int nr, int c0, int nc)
-{
-    float *px = pad, *pc = pad + (size_t)m * l->in;
-    float *y = l->y + (size_t)r0 * l->ldy + c0;
-
-    memcpy(px, x, (size_t)nr * l->in * sizeof *px);
-    memset(px + (size_t)nr * l->in, 0, (size_t)(m - nr) * l->in * sizeof *px);
-    memset(pc, 0, (size_t)m * nc * sizeof *pc);
-    if (l->acc)
-        for (int r = 0; r < nr; r++)
-            memcpy(pc + (size_t)r * nc, y + (size_t)r * l->ldy, (size_t)nc * sizeof *pc);
-    float beta = start_block(l, pc, nc, nr, c0, nc);
-    jc_sgemm(true, m, nc, l->in, 1.0f, px, l->in, l->w + (size_t)c0 * l->in, l->in, beta, pc, nc);
-    for (int r = 0; r < nr; r++)
-        memcpy(y + (size_t)r * l->ldy, pc + (size_t)r * nc, (size_t)nc * sizeof *y);
-}
-
-static void fixed_block(void *p, int job, int thread)
-{
-    const struct linear_job *l = p;
-    int r0 = job / l->col_blocks * LINEAR_ROWS, c0 = job % l->col_blocks * LINEAR_COLS;
-    int nr = l->rows - r0 < LINEAR_ROWS ? l->rows - r0 : LINEAR_ROWS;
-    int nc = l->out - c0 < LINEAR_COLS ? l->out - c0 : LINEAR_COLS;
-    const float *x = l->x + (size_t)r0 * l->in;
-    float *y = l->y + (size_t)r0 * l->ldy + c0;
-
-    if (nr < LINEAR_ROWS) {
-        float *pad = l->pad + (size_t)thread * LINEAR_ROWS * (l->in + LINEAR_COLS);
-        padded_block(l, x, pad, LINEAR_ROWS, r0, nr, c0, nc);
-        return;
-    }
-    float beta = start_block(l, y, l->ldy, nr, c0, nc);
-    jc_sgemm(true, LINEAR_ROWS, nc, l->in, 1.0f, x, l->in, l->w + (size_t)c0 * l->in, l->in, beta,
-             y, l->ldy);
-}
-
 /* Rows r0 .. r0 + nr, columns c0 .. c0 + nc of the product, computed in place. */
 static void gemm_block(const struct linear_job *l, int r0, int nr, int c0, int nc)
 {
@@ -296,26 +259,42 @@ static void gemm_block(const struct linear_job *l, int r0, int nr, int c0, int n
              l->in, beta, y, l->ldy);
 }
 
-static void free_block(void *p, int job, int thread)
+/*
+ * Rows r0 .. r0 + nr (r0 a multiple of the unroll) computed as the first rows of an m-row
+ * call in the scratch buffer, readied as start_block readies C in place, then copied out;
+ * the padding rows are zeros.
+ */
+static void padded_block(const struct linear_job *l, int m, int r0, int nr)
+{
+    const int nc = l->out;
+    float *px = l->pad, *pc = l->pad + (size_t)m * l->in;
+    float *y = l->y + (size_t)r0 * l->ldy;
+
+    memcpy(px, l->x + (size_t)r0 * l->in, (size_t)nr * l->in * sizeof *px);
+    memset(px + (size_t)nr * l->in, 0, (size_t)(m - nr) * l->in * sizeof *px);
+    memset(pc, 0, (size_t)m * nc * sizeof *pc);
+    if (l->acc)
+        for (int r = 0; r < nr; r++)
+            memcpy(pc + (size_t)r * nc, y + (size_t)r * l->ldy, (size_t)nc * sizeof *pc);
+    float beta = start_block(l, pc, nc, nr, 0, nc);
+    jc_sgemm(true, m, nc, l->in, 1.0f, px, l->in, l->w, l->in, beta, pc, nc);
+    for (int r = 0; r < nr; r++)
+        memcpy(y + (size_t)r * l->ldy, pc + (size_t)r * nc, (size_t)nc * sizeof *y);
+}
+
+static void col_block(void *p, int job, int thread)
 {
     const struct linear_job *l = p;
-    int r0 = job / l->col_blocks * l->row_step, c0 = job % l->col_blocks * l->col_step;
-    int nr = l->rows - r0 < l->row_step ? l->rows - r0 : l->row_step;
-    int nc = l->out - c0 < l->col_step ? l->out - c0 : l->col_step;
+    int c0 = job * l->col_step, nc = l->out - c0 < l->col_step ? l->out - c0 : l->col_step;
     (void)thread;
-
-    if (nr < l->pad_rows) { /* a single small call: pad it past OpenBLAS's small paths */
-        padded_block(l, l->x, l->pad, l->pad_rows, 0, nr, c0, nc);
-        return;
-    }
-    gemm_block(l, r0, nr, c0, nc);
+    gemm_block(l, 0, l->rows, c0, nc);
 }
 
 /*
- * On the free path the rows are cut by the threads' speeds. On a shared host one core is
- * often slower for a while (another guest runs on it), and an even cut then leaves the
- * other thread waiting at the end of every product. Each thread's rate on the products so
- * far sets its share of the next one's rows; on this path the cut changes no bit.
+ * The rows are cut by the threads' speeds. On a shared host one core is often slower for
+ * a while (another guest runs on it), and an even cut then leaves the other thread
+ * waiting at the end of every product. Each thread's rate on the products so far sets its
+ * share of the next one's rows; the cut changes no bit.
  */
 static double share[MAX_THREADS]; /* of the rows, summing to 1 over the pool's threads */
 static int share_threads;
@@ -327,8 +306,11 @@ double jc_seconds(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* cut[0 .. threads]: shares of the rows, each at least `least` (rows >= threads * least). */
-static void cut_rows(int *cut, int rows, int threads, int least)
+/*
+ * cut[0 .. threads]: shares of the rows, each at least `least` and, but for the last,
+ * a multiple of `unit` (rows >= threads * least, least a multiple of unit).
+ */
+static void cut_rows(int *cut, int rows, int threads, int least, int unit)
 {
     if (share_threads != threads) {
         for (int t = 0; t < threads; t++)
@@ -339,7 +321,7 @@ static void cut_rows(int *cut, int rows, int threads, int least)
     cut[0] = 0;
     for (int t = 0; t < threads; t++) {
         sum += share[t];
-        cut[t + 1] = (int)(rows * sum + 0.5);
+        cut[t + 1] = (int)(rows * sum / unit + 0.5) * unit;
     }
     for (int t = 0; t < threads; t++) /* at least `least` each, from both ends */
         if (cut[t + 1] - cut[t] < least)
@@ -347,7 +329,7 @@ static void cut_rows(int *cut, int rows, int threads, int least)
     cut[threads] = rows;
     for (int t = threads - 1; t > 0; t--)
         if (cut[t + 1] - cut[t] < least)
-            cut[t] = cut[t + 1] - least;
+            cut[t] = (cut[t + 1] - least) / unit * unit;
 }
 
 void jc_linear_set_shares(const double *shares, int threads)
@@ -387,19 +369,20 @@ static void shared_block(void *p, int job, int thread)
     l->secs[job] = jc_seconds() - t0;
 }
 
-/* Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths. */
-static int free_min_rows(int in, int cols)
+/*
+ * Rows a call of `cols` columns needs to be above OpenBLAS's small-matrix and GEMV paths,
+ * in whole groups of the unroll.
+ */
+static int min_rows(int in, int cols)
 {
     size_t per_row = (size_t)in * (size_t)cols;
     size_t rows = (JC_BLAS_MNK_MIN + per_row - 1) / per_row;
-    return rows < 2 ? 2 : (int)rows;
+    return round_up(rows < 2 ? 2 : (int)rows, jc_blas_row_unroll());
 }
 
 size_t jc_linear_scratch(int in, int out)
 {
-    size_t fixed = (size_t)jc_threads() * LINEAR_ROWS * ((size_t)in + LINEAR_COLS);
-    size_t padded = (size_t)free_min_rows(in, out) * ((size_t)in + out);
-    return fixed > padded ? fixed : padded;
+    return (size_t)(min_rows(in, out) + jc_blas_row_unroll()) * ((size_t)in + out);
 }
 
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
@@ -412,41 +395,50 @@ size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
     return most;
 }
 
+/* Rows r0 .. rows (r0 a multiple of the unroll) in one padded call past the small paths. */
+static void padded_rest(const struct linear_job *l, int r0)
+{
+    int nr = l->rows - r0, least = min_rows(l->in, l->out);
+    if (nr > 0)
+        padded_block(l, round_up(nr > least ? nr : least, jc_blas_row_unroll()), r0, nr);
+}
+
 static void linear(const float *x, int rows, int in, const float *w, const float *b, int out,
                    float *y, int ldy, bool acc, float *scratch)
 {
-    struct linear_job l = {x, w, b, y, rows, in, out, ldy, acc, 0, 0, 0, 0, scratch, NULL, NULL};
-    const int threads = jc_threads();
+    struct linear_job l = {x, w, b, y, rows, in, out, ldy, acc, 0, scratch, NULL, NULL};
+    const struct jc_blas_rows *br = jc_blas_rows();
+    const int threads = jc_threads(), U = br->unroll, least = min_rows(in, out);
+    const int whole = rows / U * U; /* rows in whole groups; the rest are padded */
 
-    if (!jc_blas_shape_invariant()) {
-        l.col_blocks = (out + LINEAR_COLS - 1) / LINEAR_COLS;
-        jc_pool_run((rows + LINEAR_ROWS - 1) / LINEAR_ROWS * l.col_blocks, fixed_block, &l);
+    if (whole < least) { /* a small product: one padded call */
+        padded_rest(&l, 0);
         return;
     }
-    int min_rows = free_min_rows(in, out), by_cols = (out + threads - 1) / threads;
-    by_cols = (by_cols + 15) / 16 * 16;
-    if (threads > 1 && rows >= threads * LINEAR_MIN_ROWS && rows >= threads * min_rows) {
+    if (threads > 1 && whole >= threads * LINEAR_MIN_ROWS && whole >= threads * least) {
         int cut[MAX_THREADS + 1];
         double secs[MAX_THREADS] = {0};
         l.cut = cut;
         l.secs = secs;
-        cut_rows(cut, rows, threads,
-                 min_rows > LINEAR_MIN_ROWS / 2 ? min_rows : LINEAR_MIN_ROWS / 2);
+        l.rows = whole;
+        int most = round_up(least > LINEAR_MIN_ROWS / 2 ? least : LINEAR_MIN_ROWS / 2, U);
+        cut_rows(cut, whole, threads, most, U);
         int workers = run(threads, shared_block, &l, true);
         if (workers == threads - 1) /* else the caller ran some shares: no rates */
             update_shares(cut, secs, threads);
+        l.rows = rows;
+        padded_rest(&l, whole);
         return;
-    } else if (threads > 1 && by_cols < out &&
-               rows >= free_min_rows(in, out - (out - 1) / by_cols * by_cols)) {
-        l.row_step = rows;
-        l.col_step = by_cols;
-    } else {
-        l.row_step = rows;
-        l.col_step = out;
-        l.pad_rows = min_rows;
     }
-    l.col_blocks = (out + l.col_step - 1) / l.col_step;
-    jc_pool_run((rows + l.row_step - 1) / l.row_step * l.col_blocks, free_block, &l);
+    int by_cols = round_up((out + threads - 1) / threads, 16);
+    if (threads > 1 && br->cols && whole == rows && by_cols < out &&
+        rows >= min_rows(in, out - (out - 1) / by_cols * by_cols)) {
+        l.col_step = by_cols;
+        jc_pool_run((out + by_cols - 1) / by_cols, col_block, &l);
+        return;
+    }
+    gemm_block(&l, 0, whole, 0, out);
+    padded_rest(&l, whole);
 }
 
 void jc_linear(const float *x, int rows, int in, const float *w, const float *b, int out, float *y,
@@ -463,18 +455,59 @@ void jc_linear_add(const float *x, int rows, int in, const float *w, const float
 
 size_t jc_chunk_rows(size_t rows, size_t most)
 {
-    size_t chunks = (rows + most - 1) / most;
-    return chunks ? (rows + chunks - 1) / chunks : 0;
+    size_t chunks = (rows + most - 1) / most, unroll = (size_t)jc_blas_row_unroll();
+    return chunks ? ((rows + chunks - 1) / chunks + unroll - 1) / unroll * unroll : 0;
 }
+
+/*
+ * Scores are products of independent rows, so where the unroll is above 1 each query takes
+ * an offset that rounds as offset 0 does (the `alike` offsets of a group, the rest zeros),
+ * and its scores are then the same whichever queries come with it.
+ */
+#define DOT_CHUNK_FLOATS ((size_t)16 << 20) /* most padded scores held at once */
 
 int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)
 {
-    if (nq > INT_MAX || nc > INT_MAX || d > INT_MAX)
+    const struct jc_blas_rows *br = jc_blas_rows();
+    const int U = br->unroll;
+    int slot[64], slots = 0, rc = 0;
+
+    if (nq > INT_MAX / 64 || nc > INT_MAX || d > INT_MAX)
         return jc_fail(JC_ELIMIT, "a %zu x %zu x %zu product is too large", nq, nc, d);
+    for (int i = 0; i < U; i++)
+        if (br->alike >> i & 1)
+            slot[slots++] = i;
     float *scratch = jc_malloc(jc_linear_scratch((int)d, (int)nc) * sizeof(float), "GEMM scratch");
     if (!scratch)
         return JC_ENOMEM;
-    jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)nc, scratch);
+    if (slots == U) {
+        jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)nc, scratch);
+        goto out_scratch;
+    }
+    size_t groups = DOT_CHUNK_FLOATS / ((size_t)U * nc);
+    groups = groups ? groups : 1;
+    size_t per = groups * slots < nq ? groups * slots : nq; /* queries per call */
+    size_t rows = (per + slots - 1) / slots * U;
+    float *pq = jc_calloc(rows * d, sizeof *pq, "the padded queries");
+    float *ps = jc_malloc(rows * nc * sizeof *ps, "the padded scores");
+    if (!pq || !ps) {
+        rc = JC_ENOMEM;
+        goto out_free;
+    }
+    for (size_t q0 = 0; q0 < nq; q0 += per) {
+        size_t n = nq - q0 < per ? nq - q0 : per;
+        for (size_t i = 0; i < n; i++)
+            memcpy(pq + (i / slots * U + slot[i % slots]) * d, q + (q0 + i) * d, d * sizeof *pq);
+        jc_linear(pq, (int)((n + slots - 1) / slots * U), (int)d, c, NULL, (int)nc, ps, (int)nc,
+                  scratch);
+        for (size_t i = 0; i < n; i++)
+            memcpy(out + (q0 + i) * nc, ps + (i / slots * U + slot[i % slots]) * nc,
+                   nc * sizeof *out);
+    }
+out_free:
+    free(pq);
+    free(ps);
+out_scratch:
     free(scratch);
-    return 0;
+    return rc;
 }

@@ -130,16 +130,18 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.k = jc_kernels();
     w.D = D;
     w.I = I;
+    /* Each text starts at a multiple of the GEMM unroll, so batching changes no bit. */
+    const size_t unroll = (size_t)jc_blas_row_unroll();
     for (size_t s = 0; s < n; s++) {
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
-        w.T += lens[s];
+        w.T += (lens[s] + unroll - 1) / unroll * unroll;
     }
     if (w.T > (1u << 24))
         return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T);
 
     w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
-    w.mask = jc_malloc(w.T, "the attention mask");
+    w.mask = jc_calloc(w.T, 1, "the attention mask");
     if (!w.seqs || !w.mask) {
         rc = JC_ENOMEM;
         goto out_free;
@@ -158,7 +160,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
             w.mask[off + i] = id != 0;
             w.seqs[s].padded |= id == 0;
         }
-        off += lens[s];
+        off += (lens[s] + unroll - 1) / unroll * unroll;
     }
     size_t chunk = w.chunk = jc_chunk_rows(w.T, w.T <= MLP_ONE_CHUNK ? MLP_ONE_CHUNK : MLP_ROWS);
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
@@ -200,10 +202,16 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         .n_seqs = n,
     };
 
-    /* Embeddings: no position embeddings (ALiBi stands in), token type 0 throughout. */
-    for (size_t s = 0, r = 0; s < n; s++)
-        for (size_t i = 0; i < lens[s]; i++, r++) {
-            float *h = w.h + r * D;
+    /*
+     * Embeddings: no position embeddings (ALiBi stands in), token type 0 throughout. The
+     * rows between texts are zeros, and stay finite whatever the layers make of them; no
+     * text's rows read them.
+     */
+    memset(w.h, 0, w.T * D * sizeof *w.h);
+    memset(w.ctx, 0, w.T * D * sizeof *w.ctx);
+    for (size_t s = 0; s < n; s++)
+        for (size_t i = 0; i < lens[s]; i++) {
+            float *h = w.h + (w.seqs[s].off + i) * D;
             const float *e = t->word_emb + (size_t)ids[s][i] * D;
             for (int c = 0; c < D; c++)
                 h[c] = e[c] + t->type_emb[c];

@@ -24,6 +24,7 @@ struct vision_ws {
     const struct jc_kernels *k;
     size_t T; /* tokens in the batch */
     int W, Hm, n_tok;
+    size_t stride; /* rows per image: n_tok rounded up to the GEMM unroll */
     struct jc_seq *seqs;
     struct jc_attention attn;
     struct jc_attention_job *jobs;
@@ -165,14 +166,17 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.W = W;
     w.Hm = v->dims.mlp_hidden;
     w.n_tok = g * g + 1;
-    w.T = n * (size_t)w.n_tok;
+    /* Each image starts at a multiple of the GEMM unroll, so batching changes no bit. */
+    w.stride = (size_t)jc_blas_row_unroll();
+    w.stride = (w.n_tok + w.stride - 1) / w.stride * w.stride;
+    w.T = n * w.stride;
 
     size_t T = w.T, chunk = w.chunk = jc_chunk_rows(T, MLP_ROWS);
     w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
     if (!w.seqs)
         return JC_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        w.seqs[i] = (struct jc_seq){i * (size_t)w.n_tok, (size_t)w.n_tok, false};
+        w.seqs[i] = (struct jc_seq){i * w.stride, (size_t)w.n_tok, false};
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, v->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
@@ -215,11 +219,18 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
         .n_seqs = n,
     };
 
-    /* Patch embedding as a GEMM: one row per patch, laid out (channel, ky, kx) like the conv. */
+    /*
+     * Patch embedding as a GEMM: one row per patch, laid out (channel, ky, kx) like the conv,
+     * an image's patches from a multiple of the unroll too. The rows past an image's
+     * patches, and later past its tokens, are zeros and stay finite whatever the layers
+     * make of them; no image's rows read them.
+     */
     float *patches = w.t;
+    memset(patches, 0, T * K * sizeof *patches);
+    memset(w.x, 0, T * W * sizeof *w.x);
     for (size_t i = 0; i < n; i++)
         for (int p = 0; p < g * g; p++) {
-            float *row = patches + (i * g * g + p) * K;
+            float *row = patches + (i * w.stride + p) * K;
             const float *img = pixels + i * 3 * S * S;
             int r = p / g, c = p % g;
             for (int ch = 0; ch < 3; ch++)
@@ -227,15 +238,15 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
                     memcpy(row + (ch * P + ky) * P, img + ((size_t)ch * S + r * P + ky) * S + c * P,
                            P * sizeof(float));
         }
-    jc_linear(patches, (int)(n * g * g), K, v->patch_w, v->patch_b, W, w.ctx, W, w.pad);
+    jc_linear(patches, (int)T, K, v->patch_w, v->patch_b, W, w.ctx, W, w.pad);
     for (size_t i = 0; i < n; i++) {
-        float *x = w.x + i * w.n_tok * W;
+        float *x = w.x + i * w.stride * W;
         for (int c = 0; c < W; c++)
             x[c] = v->cls[c] + v->pos[c];
         for (int p = 0; p < g * g; p++)
             for (int c = 0; c < W; c++)
                 x[(size_t)(p + 1) * W + c] =
-                    w.ctx[(i * g * g + p) * W + c] + v->pos[(size_t)(p + 1) * W + c];
+                    w.ctx[(i * w.stride + p) * W + c] + v->pos[(size_t)(p + 1) * W + c];
     }
 
     for (int l = 0; l < v->dims.layers; l++)
@@ -244,7 +255,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     /* Only the CLS token is the embedding: the final norm runs on it alone. */
     for (size_t i = 0; i < n; i++) {
         float *o = out + i * W;
-        w.k->layernorm(o, w.x + i * w.n_tok * W, v->norm_w, v->norm_b, W, v->dims.eps);
+        w.k->layernorm(o, w.x + i * w.stride * W, v->norm_w, v->norm_b, W, v->dims.eps);
         if (!(flags & JC_EMBED_RAW))
             jc_l2_normalize(o, W);
     }

@@ -10,7 +10,7 @@ IN holds one record per line, {"id": ..., "text": "..."} (or "image": "/abs/path
 partitions of N whole lines, each partition is embedded by one task on the cluster, and the
 outputs are written to OUT in input order: one {"id":...,"embedding":[...]} or
 {"id":...,"error":"..."} line per input line, the bytes `jclip embed-text --jsonl < IN`
-would write on one host (where OpenBLAS is shape-invariant: see jclip(1), PIPELINES). OUT is
+would write on one host (hosts of one OpenBLAS core type: see jclip(1), PIPELINES). OUT is
 written under a temporary name and renamed when complete; on failure there is none.
 
 --via pipe (the default): every worker process keeps one `jclip embed-text --jsonl` (or

@@ -6,6 +6,8 @@ MODEL="$PWD/tests/models/tiny"
 GOLDEN="$PWD/tests/golden"
 export LC_ALL=C
 unset JCLIP_MODEL JCLIP_THREADS JCLIP_ISA OPENBLAS_CORETYPE JCLIP_DEBUG_CORENAME
+# make test-haswell runs the batch-invariance tests again on OpenBLAS's Haswell kernels
+[ -z "${JCLIP_TEST_CORETYPE:-}" ] || export OPENBLAS_CORETYPE="$JCLIP_TEST_CORETYPE"
 export HF_HOME="$BATS_TEST_TMPDIR/no-hf-home"
 
 # A copy of the tiny model whose files can be damaged; the weights are copied, not linked.
@@ -44,57 +46,20 @@ norm() {
     echo "$1" | jq '[.[] | . * .] | add | sqrt'
 }
 
-# Whether this OpenBLAS gives every row the same bits whatever the batch (jclip info says).
-shape_invariant() {
-    "$JCLIP" info -m "$MODEL" | grep -q 'shape-invariant'
-}
-
-# Two embed-image or embed-text JSON-lines outputs (arrays, or objects with an embedding)
-# are the same: to the bit where OpenBLAS is
-# shape-invariant (jclip info says so), else path for path within 1e-6 in every component
-# (jclip(1), Threads: on Haswell's kernels a row's last bits can follow its place in the batch).
+# Two embed-image or embed-text JSON-lines outputs, two classify outputs or two strings
+# are the same, to the bit: jclip promises that whatever the batch, the thread count, the
+# process split and the OpenBLAS core type (jclip(1), Threads).
 same_embeddings() {
-    if shape_invariant; then
-        [ "$1" = "$2" ]
-        return
-    fi
-    local f='if type == "array" then "- " + (map(tostring) | join(" "))
-             else (.path // "-") + " " + (.embedding | map(tostring) | join(" ")) end'
-    [ "$(echo "$1" | wc -l)" -eq "$(echo "$2" | wc -l)" ] &&
-        paste -d' ' <(echo "$1" | jq -r "$f") <(echo "$2" | jq -r "$f") | awk '{
-            n = NF / 2
-            if ($1 != $(n + 1)) exit 1
-            for (i = 2; i <= n; i++) { d = $i - $(i + n); if (d > 1e-6 || d < -1e-6) exit 1 }
-        }'
+    [ "$1" = "$2" ]
 }
 
-# Two classify -f json outputs are the same: to the byte where OpenBLAS is shape-invariant,
-# else the same labels in the same order, with probabilities and cosines within 1e-4 (the
-# embeddings' 1e-6, through the logit scale and the softmax).
 same_labels() {
-    if shape_invariant; then
-        [ "$1" = "$2" ]
-        return
-    fi
-    local names='[.labels[].label]' nums='[.labels[] | .probability, .cosine] | map(tostring) | join(" ")'
-    [ "$(echo "$1" | wc -l)" -eq "$(echo "$2" | wc -l)" ] &&
-        [ "$(echo "$1" | jq -c "$names")" = "$(echo "$2" | jq -c "$names")" ] &&
-        paste -d' ' <(echo "$1" | jq -r "$nums") <(echo "$2" | jq -r "$nums") | awk '{
-            n = NF / 2
-            for (i = 1; i <= n; i++) { d = $i - $(i + n); if (d > 1e-4 || d < -1e-4) exit 1 }
-        }'
+    [ "$1" = "$2" ]
 }
 
-# Two JSON-lines record outputs (--jsonl) are the same: cmp where OpenBLAS is shape-invariant,
-# else the same records but for the embeddings, and those as same_embeddings has them.
+# Two JSON-lines record outputs (--jsonl) are the same bytes.
 same_records() {
-    if shape_invariant; then
-        cmp "$1" "$2"
-        return
-    fi
-    [ "$(jq -c 'del(.embedding)' "$1")" = "$(jq -c 'del(.embedding)' "$2")" ] &&
-        same_embeddings "$(jq -c 'select(.embedding) | .embedding' "$1")" \
-            "$(jq -c 'select(.embedding) | .embedding' "$2")"
+    cmp "$1" "$2"
 }
 
 # Waits up to 10 s for a whole line, a port, in file $1 (a server started in the background

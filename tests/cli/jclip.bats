@@ -46,7 +46,8 @@ load helper
     sum=$(sha256sum "$MODEL/model.safetensors" | cut -d' ' -f1)
     [ "$(echo "$output" | jq -c '[.version, .model, .model_sha256, .dtype, .parameters, .dimensions, .precision, .threads]')" = \
         "[\"$("$JCLIP" --version | cut -d' ' -f2)\",\"$MODEL\",\"$sum\",\"F32\",4760361,128,\"fp32\",3]" ]
-    [ "$(echo "$output" | jq -r '.shape_invariant | type')" = boolean ]
+    [ "$(echo "$output" | jq -r '.batch_invariant')" = true ]
+    [ "$(echo "$output" | jq -r '.row_unroll | type')" = number ]
     [ "$(echo "$output" | jq -r .openblas_core)" = "$("$JCLIP" info -m "$MODEL" | sed -n 's/^openblas: *core type \([A-Za-z0-9]*\).*/\1/p')" ]
     # a model changed by one byte has another hash
     dir=$(model_copy)
@@ -72,9 +73,20 @@ load helper
     [ "$(echo "$d" | awk '{print ($1 < 1e-5)}')" -eq 1 ]
 }
 
-@test "a core type the user set is kept" {
-    OPENBLAS_CORETYPE=Haswell run "$JCLIP" info -m "$MODEL"
+@test "a core type the user set is kept, with a warning when it is below the CPU's" {
+    OPENBLAS_CORETYPE=Haswell run --separate-stderr "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 0 ]
     [[ "$output" == *"openblas:     core type Haswell"* ]]
+    best=$("$JCLIP" info -m "$MODEL" | sed -n 's/^openblas: *core type \([A-Za-z]*\).*/\1/p')
+    case "$best" in
+    SkylakeX|Cooperlake)
+        [ "$stderr" = "jclip info: warning: OPENBLAS_CORETYPE=Haswell is below this CPU's best OpenBLAS core type, $best: matrix products run at about half speed or less; unset it to use $best" ] ;;
+    *) [ -z "$stderr" ] ;;
+    esac
+    # the core type the CPU is best served by: no warning
+    OPENBLAS_CORETYPE=$best run --separate-stderr "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
 }
 
 @test "a core type below the CPU's is replaced before any GEMM runs" {

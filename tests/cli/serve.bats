@@ -369,7 +369,7 @@ PY
         else
             want=$("$JCLIP" embed-text -m "$MODEL" "text number $i" "and another $i" | jq -c '{embedding: .}')
         fi
-        # Batched with other requests: to the bit where OpenBLAS is shape-invariant.
+        # Batched with other requests: to the bit.
         same_embeddings "$got" "$want" || { echo "request $i differs"; return 1; }
     done
     [ "$(grep -c '^jclip serve: POST /v1/embeddings 200 ' "$LOG")" = 20 ]

@@ -82,19 +82,8 @@ void tu_fix_coretype(char **argv)
 void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
                            const char *what)
 {
-    if (jc_blas_shape_invariant()) {
-        if (memcmp(alone, batch, n * d * sizeof *alone))
-            fail_msg("%s: the batch differs from one-at-a-time runs", what);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const float *a = alone + i * d, *b = batch + i * d;
-        double norm = 0;
-        for (size_t c = 0; c < d; c++)
-            norm += (double)a[c] * a[c];
-        double diff = tu_max_abs_diff(a, b, d) / sqrt(norm);
-        if (diff > 1e-6)
-            fail_msg("%s: embedding %zu of the batch differs from its own run by %.3g", what, i,
-                     diff);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(alone + i * d, batch + i * d, d * sizeof *alone))
+            fail_msg("%s: embedding %zu of the batch differs from its own run (OpenBLAS %s)", what,
+                     i, jc_blas_corename());
 }

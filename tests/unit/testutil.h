@@ -34,11 +34,7 @@ double tu_max_abs(const float *a, size_t n);
  */
 void tu_fix_coretype(char **argv);
 
-/*
- * n embeddings of d values from a batch must equal one-at-a-time runs: bitwise where
- * OpenBLAS is shape invariant (jc_blas_shape_invariant), else, once L2-normalised as users
- * get them, within 1e-6 (lib/pool.c).
- */
+/* n embeddings of d values from a batch must equal one-at-a-time runs, to the bit. */
 void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
                            const char *what);
 
