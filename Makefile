@@ -262,7 +262,7 @@ demo: jclip $(MODELS)/tiny/model.safetensors
 	./jclip classify -m $(MODELS)/tiny -l "cat,rocket,cup of coffee,astronaut,dog" $(DEMO_PHOTOS)
 	@mkdir -p $(BUILD)/demo
 	./jclip embed-image -m $(MODELS)/tiny -o $(BUILD)/demo/photos.npy $(DEMO_PHOTOS)
-	./jclip similarity -m $(MODELS)/tiny -t "a rocket on the launch pad" --against $(BUILD)/demo/photos.npy --top 1
+	./jclip similarity -m $(MODELS)/tiny --text "a rocket on the launch pad" --against $(BUILD)/demo/photos.npy --top 1
 	@echo "demo: the test model's weights are random, so these labels and this match mean nothing; ./jclip download fetches jina-clip-v1"
 
 install: jclip

@@ -11,30 +11,38 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: jclip classify [options] -l LABEL[,LABEL...] [IMAGE...]\n"
-    "       jclip classify [options] -l LABEL[,LABEL...] --text [TEXT...]\n"
-    "  -l, --labels LIST     comma-separated labels (repeatable)\n"
-    "      --labels-file F   one label per line (blank lines are skipped)\n"
-    "      --template T      prompt for a label, {} marks the label (repeatable: the\n"
-    "                        prompts are ensembled; default 'a photo of a {}.')\n"
-    "  -k, --top K           the K most probable labels per input (default 1)\n"
-    "  -f, --format FMT      tsv (default: input, label, probability) or json (one object\n"
-    "                        per input)\n"
-    "      --text            the inputs are texts (arguments, or stdin lines), not images\n"
-    "      --jsonl           records: {\"id\": ..., \"image\": ...} (or \"text\" with --text)\n"
-    "                        per stdin line in, one {\"id\": ..., \"labels\": [...]} per line out\n"
-    "  -r, --recursive       descend into image directories\n"
-    "      --keep-going      skip images that cannot be read and classify the rest\n"
-    "  -b, --batch N         inputs per batch (default 16)\n" IMAGE_OPTIONS_HELP
-    "      --max-tokens N    truncate longer texts and prompts to N tokens (default 8192)\n"
-    "      --max-line-bytes N  refuse longer stdin lines, records and label lines\n"
-    "                        (default 67108864)\n"
-    "      --max-file-bytes N  refuse a larger --labels-file (default 268435456)\n"
-    "  -m, --model DIR       model directory\n"
-    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "  -h, --help            show this help\n"
-    "With no IMAGE (or TEXT), or '-', the inputs are read from stdin, one per line.\n";
+static const struct cmd_opt options[] = {
+    {OPT_LABELS, NULL},
+    {OPT_LABELS_FILE, NULL},
+    {OPT_TEMPLATE, "prompt for a label, {} marks the label (repeatable: the\n"
+                   "prompts are ensembled; default 'a photo of a {}.')"},
+    {OPT_TOP, "the K most probable labels per input (default 1)"},
+    {OPT_FORMAT, "tsv (default: input, label, probability) or json (one object\n"
+                 "per input)"},
+    {OPT_TEXTS, NULL},
+    {OPT_JSONL, "records: {\"id\": ..., \"image\": ...} (or \"text\" with --text)\n"
+                "per stdin line in, one {\"id\": ..., \"labels\": [...]} per line out"},
+    {OPT_RECURSIVE, "descend into image directories"},
+    {OPT_KEEP_GOING, "skip images that cannot be read and classify the rest"},
+    {OPT_BATCH, "inputs per batch (default 16)"},
+    IMAGE_OPTS,
+    {OPT_MAX_TOKENS, "truncate longer texts and prompts to N tokens (default 8192)"},
+    {OPT_MAX_LINE_BYTES, "refuse longer stdin lines, records and label lines\n"
+                         "(default 67108864)"},
+    {OPT_MAX_FILE_BYTES, "refuse a larger --labels-file (default 268435456)"},
+    {OPT_MODEL, "model directory"},
+    {OPT_THREADS, NULL},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip classify [options] -l LABEL[,LABEL...] [IMAGE...]\n"
+                "       jclip classify [options] -l LABEL[,LABEL...] --text [TEXT...]\n",
+    .opts = options,
+    .epilogue = "With no IMAGE (or TEXT), or '-', the inputs are read from stdin, one per line.\n",
+    .in_order = true,
+};
 
 struct labels {
     char **v;
@@ -297,26 +305,7 @@ static bool take_images(void *ctx, const struct image_batch *b)
 
 int cmd_classify(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"labels", required_argument, NULL, 'l'},
-        {"labels-file", required_argument, NULL, 'L'},
-        {"template", required_argument, NULL, 'T'},
-        {"top", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'},
-        {"text", no_argument, NULL, 'X'},
-        {"recursive", no_argument, NULL, 'r'},
-        {"keep-going", no_argument, NULL, 'K'},
-        {"batch", required_argument, NULL, 'b'},
-        IMAGE_LONG_OPTIONS,
-        {"max-tokens", required_argument, NULL, 'M'},
-        {"max-line-bytes", required_argument, NULL, 'B'},
-        {"max-file-bytes", required_argument, NULL, 'S'},
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"jsonl", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct labels labels = {0};
     struct state s = {.labels = &labels, .top = 1, .max_tokens = DEFAULT_MAX_TOKENS};
     const char **templates = calloc((size_t)argc + 1, sizeof *templates);
@@ -340,18 +329,18 @@ int cmd_classify(int argc, char **argv)
         error("out of memory");
         goto out;
     }
-    while ((c = getopt_long(argc, argv, "-l:k:f:rb:m:t:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 1:
             args[n_args++] = optarg;
             break;
         case 'l':
-        case 'L':
+        case OPT_LABELS_FILE:
             labels_given = true;
-            label_kind[n_label_args] = (char)c;
+            label_kind[n_label_args] = c == 'l' ? 'l' : 'L';
             label_args[n_label_args++] = optarg;
             break;
-        case 'T':
+        case OPT_TEMPLATE:
             if (!strstr(optarg, "{}")) {
                 status = usage_error(usage, "--template '%s' has no {} for the label", optarg);
                 goto out;
@@ -365,16 +354,16 @@ int cmd_classify(int argc, char **argv)
         case 'f':
             format = optarg;
             break;
-        case 'X':
+        case OPT_TEXTS:
             texts = true;
             break;
-        case 'J':
+        case OPT_JSONL:
             jsonl = true;
             break;
         case 'r':
             recursive = true;
             break;
-        case 'K':
+        case OPT_KEEP_GOING:
             s.keep_going = true;
             break;
         case 'b':
@@ -385,16 +374,16 @@ int cmd_classify(int argc, char **argv)
             if (!image_option(c, optarg, &io))
                 goto out_usage;
             break;
-        case 'M':
+        case OPT_MAX_TOKENS:
             if (!parse_long("--max-tokens", optarg, 2, 1 << 24, &v))
                 goto out_usage;
             s.max_tokens = (size_t)v;
             break;
-        case 'B':
+        case OPT_MAX_LINE_BYTES:
             if (!parse_bytes("--max-line-bytes", optarg, &src.max_line_bytes))
                 goto out_usage;
             break;
-        case 'S':
+        case OPT_MAX_FILE_BYTES:
             if (!parse_bytes("--max-file-bytes", optarg, &src.max_file_bytes))
                 goto out_usage;
             break;

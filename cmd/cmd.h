@@ -42,45 +42,101 @@ bool parse_long(const char *opt, const char *arg, long lo, long hi, long *out);
 #define DEFAULT_MAX_TOKENS     8192                /* per text; longer texts are truncated */
 
 /*
- * How the image commands read images: --max-pixels, --draft, --exif-rotate and the fetching
- * of image URLs (--no-fetch, --max-image-bytes, --fetch-timeout), the same
- * options with the same help on every command that reads images. Their getopt codes are
- * IMAGE_OPT_*; image_option() takes one, false (and a message) on a bad value. --draft is
- * recorded as draft = -1, twice the model's input size once the model is known.
+ * Options, jclip(1): one table in cmd/options.c gives each option its long name, its short
+ * letter (the same in every command that has it) and its default help. getopt returns the
+ * letter, or the OPT_* code of an option that has none.
  */
 enum {
-    IMAGE_OPT_MAX_PIXELS = 0x200,
-    IMAGE_OPT_DRAFT,
-    IMAGE_OPT_EXIF_ROTATE,
-    IMAGE_OPT_NO_FETCH,
-    IMAGE_OPT_MAX_IMAGE_BYTES,
-    IMAGE_OPT_FETCH_TIMEOUT,
+    OPT_BATCH = 'b',
+    OPT_FORMAT = 'f',
+    OPT_HELP = 'h',
+    OPT_IMAGE = 'i', /* similarity: an image input */
+    OPT_TOP = 'k',
+    OPT_LABELS = 'l',
+    OPT_MODEL = 'm',
+    OPT_OUTPUT = 'o',
+    OPT_RECURSIVE = 'r',
+    OPT_THREADS = 't',
+    OPT_AGAINST = 0x100,
+    OPT_API_KEY,
+    OPT_CACHE,
+    OPT_DUMP_PIXELS,
+    OPT_ENCODING,
+    OPT_FILE,
+    OPT_HOST,
+    OPT_IDLE_TIMEOUT,
+    OPT_IDS,
+    OPT_IMAGES, /* count-tokens: the arguments are images */
+    OPT_JSON,
+    OPT_JSONL,
+    OPT_KEEP_GOING,
+    OPT_LABELS_FILE,
+    OPT_MAX_BATCH,
+    OPT_MAX_BODY_BYTES,
+    OPT_MAX_FILE_BYTES,
+    OPT_MAX_LINE_BYTES,
+    OPT_MAX_TOKENS,
+    OPT_PORT,
+    OPT_PROGRESS,
+    OPT_RAW,
+    OPT_REPO,
+    OPT_REVISION,
+    OPT_TEMPLATE,
+    OPT_TEXT,  /* similarity: a text input */
+    OPT_TEXTS, /* classify: the inputs are texts */
+    OPT_TEXT_FILE,
+    OPT_TOKENS,
+    OPT_TOTAL,
+    /* how the image commands read images: image_option() takes these */
+    OPT_MAX_PIXELS,
+    OPT_DRAFT,
+    OPT_EXIF_ROTATE,
+    OPT_NO_FETCH,
+    OPT_MAX_IMAGE_BYTES,
+    OPT_FETCH_TIMEOUT,
 };
-#define IMAGE_LONG_OPTIONS                                                                         \
-    {"max-pixels", required_argument, NULL, IMAGE_OPT_MAX_PIXELS},                                 \
-        {"draft", no_argument, NULL, IMAGE_OPT_DRAFT},                                             \
-        {"exif-rotate", no_argument, NULL, IMAGE_OPT_EXIF_ROTATE},                                 \
-        {"no-fetch", no_argument, NULL, IMAGE_OPT_NO_FETCH},                                       \
-        {"max-image-bytes", required_argument, NULL, IMAGE_OPT_MAX_IMAGE_BYTES},                   \
+
+/* An option a command takes; help NULL is the table's. */
+struct cmd_opt {
+    int code;
+    const char *help;
+};
+
+/* A deprecated short letter that still means `code` in one command, with a warning. */
+struct cmd_alias {
+    int letter, code;
+};
+
+struct cmd_spec {
+    const char *synopsis;            /* the "usage:" lines, each ending in '\n' */
+    const struct cmd_opt *opts;      /* ends with {0} */
+    const char *epilogue;            /* after the options, or NULL */
+    const struct cmd_alias *aliases; /* ends with {0}, or NULL */
+    bool in_order; /* non-option arguments come back from cmd_getopt() as 1, in place */
+};
+
+/* The image options, the same with the same help on every command that reads images. */
+#define IMAGE_OPTS                                                                                 \
+    {OPT_MAX_PIXELS, NULL}, {OPT_DRAFT, NULL}, {OPT_EXIF_ROTATE, NULL}, {OPT_NO_FETCH, NULL},      \
+        {OPT_MAX_IMAGE_BYTES, NULL},                                                               \
     {                                                                                              \
-        "fetch-timeout", required_argument, NULL, IMAGE_OPT_FETCH_TIMEOUT                          \
+        OPT_FETCH_TIMEOUT, NULL                                                                    \
     }
 #define IMAGE_OPT_CASES                                                                            \
-    case IMAGE_OPT_MAX_PIXELS:                                                                     \
-    case IMAGE_OPT_DRAFT:                                                                          \
-    case IMAGE_OPT_EXIF_ROTATE:                                                                    \
-    case IMAGE_OPT_NO_FETCH:                                                                       \
-    case IMAGE_OPT_MAX_IMAGE_BYTES:                                                                \
-    case IMAGE_OPT_FETCH_TIMEOUT
-#define IMAGE_OPTIONS_HELP                                                                         \
-    "      --max-pixels N    refuse larger images (default 178956970, Pillow's limit)\n"           \
-    "      --draft           decode JPEGs at a reduced scale, still at least twice the\n"          \
-    "                        model's input size: several times faster on photos, within a\n"       \
-    "                        few levels of the exact pixels (jclip-embed-image(1))\n"              \
-    "      --exif-rotate     turn photos upright by their EXIF orientation first\n"                \
-    "      --no-fetch        refuse image URLs (http://, https://) instead of fetching them\n"     \
-    "      --max-image-bytes N  refuse a fetched image larger than N bytes (default 33554432)\n"   \
-    "      --fetch-timeout S  give up fetching an image after S seconds (default 30)\n"
+    case OPT_MAX_PIXELS:                                                                           \
+    case OPT_DRAFT:                                                                                \
+    case OPT_EXIF_ROTATE:                                                                          \
+    case OPT_NO_FETCH:                                                                             \
+    case OPT_MAX_IMAGE_BYTES:                                                                      \
+    case OPT_FETCH_TIMEOUT
+
+/* The command's --help, made from its spec (a static buffer, rewritten by the next call). */
+const char *cmd_usage(const struct cmd_spec *spec);
+
+/* getopt_long() over the command's options; a deprecated letter warns and returns its code. */
+int cmd_getopt(int argc, char **argv, const struct cmd_spec *spec);
+
+/* Applies one of the image options (OPT_MAX_PIXELS...); false (and a message) on a bad value. */
 bool image_option(int c, const char *arg, struct jc_image_opts *o);
 
 /* Parses a byte limit, 1 to 2^40; false (and a message) if arg is not one. */

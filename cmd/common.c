@@ -58,20 +58,20 @@ bool image_option(int c, const char *arg, struct jc_image_opts *o)
     long v;
 
     switch (c) {
-    case IMAGE_OPT_MAX_PIXELS:
+    case OPT_MAX_PIXELS:
         if (!parse_long("--max-pixels", arg, 1, 1L << 40, &v))
             return false;
         o->max_pixels = (size_t)v;
         return true;
-    case IMAGE_OPT_DRAFT:
+    case OPT_DRAFT:
         o->draft = -1;
         return true;
-    case IMAGE_OPT_NO_FETCH:
+    case OPT_NO_FETCH:
         o->fetch.no_fetch = true;
         return true;
-    case IMAGE_OPT_MAX_IMAGE_BYTES:
+    case OPT_MAX_IMAGE_BYTES:
         return parse_bytes("--max-image-bytes", arg, &o->fetch.max_bytes);
-    case IMAGE_OPT_FETCH_TIMEOUT:
+    case OPT_FETCH_TIMEOUT:
         if (!parse_long("--fetch-timeout", arg, 1, 3600, &v))
             return false;
         o->fetch.timeout = v;

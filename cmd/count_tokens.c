@@ -5,21 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: jclip count-tokens [options] [TEXT...]\n"
-    "       jclip count-tokens --image [--total] FILE...\n"
-    "  -m, --model DIR       model directory (only its tokenizer is read)\n"
-    "      --file PATH       count a whole file as one text (repeatable; - is stdin)\n"
-    "      --ids             print the token ids of each input\n"
-    "      --tokens          print the tokens of each input\n"
-    "      --total           print one sum over all inputs\n"
-    "      --max-tokens N    count as if truncated to N tokens (default: no limit)\n"
-    "      --max-line-bytes N  refuse longer stdin lines (default 67108864)\n"
-    "      --max-file-bytes N  refuse larger --file documents (default 268435456)\n"
-    "      --image           the arguments are images: print the Jina API cost of each\n"
-    "  -h, --help            show this help\n"
-    "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n"
-    "Counts include [CLS] and [SEP].\n";
+static const struct cmd_opt options[] = {
+    {OPT_MODEL, "model directory (only its tokenizer is read)"},
+    {OPT_FILE, "count a whole file as one text (repeatable; - is stdin)"},
+    {OPT_IDS, NULL},
+    {OPT_TOKENS, NULL},
+    {OPT_TOTAL, NULL},
+    {OPT_MAX_TOKENS, "count as if truncated to N tokens (default: no limit)"},
+    {OPT_MAX_LINE_BYTES, NULL},
+    {OPT_MAX_FILE_BYTES, "refuse larger --file documents (default 268435456)"},
+    {OPT_IMAGES, "the arguments are images: print the Jina API cost of each"},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip count-tokens [options] [TEXT...]\n"
+                "       jclip count-tokens --image [--total] FILE...\n",
+    .opts = options,
+    .epilogue =
+        "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n"
+        "Counts include [CLS] and [SEP].\n",
+    .in_order = true,
+};
 
 enum { SHOW_COUNT, SHOW_IDS, SHOW_TOKENS };
 
@@ -95,19 +103,7 @@ static int count_images(const struct sources *src, bool total)
 
 int cmd_count_tokens(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"file", required_argument, NULL, 'F'},
-        {"ids", no_argument, NULL, 'i'},
-        {"tokens", no_argument, NULL, 'T'},
-        {"total", no_argument, NULL, 's'},
-        {"max-tokens", required_argument, NULL, 'M'},
-        {"image", no_argument, NULL, 'I'},
-        {"max-line-bytes", required_argument, NULL, 'L'},
-        {"max-file-bytes", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct state s = {.max_tokens = (size_t)1 << 40};
     struct sources src;
     const char *model = NULL;
@@ -117,7 +113,7 @@ int cmd_count_tokens(int argc, char **argv)
 
     if (!sources_init(&src, argc))
         return EXIT_FAIL;
-    while ((c = getopt_long(argc, argv, "-m:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 1:
             sources_add_text(&src, optarg, false);
@@ -125,22 +121,22 @@ int cmd_count_tokens(int argc, char **argv)
         case 'm':
             model = optarg;
             break;
-        case 'F':
+        case OPT_FILE:
             sources_add_file(&src, optarg);
             text_opts = true;
             break;
-        case 'i':
+        case OPT_IDS:
             s.show = SHOW_IDS;
             text_opts = true;
             break;
-        case 'T':
+        case OPT_TOKENS:
             s.show = SHOW_TOKENS;
             text_opts = true;
             break;
-        case 's':
+        case OPT_TOTAL:
             s.total = true;
             break;
-        case 'M':
+        case OPT_MAX_TOKENS:
             if (!parse_long("--max-tokens", optarg, 2, 1L << 40, &v)) {
                 status = EXIT_USAGE;
                 goto out;
@@ -148,16 +144,17 @@ int cmd_count_tokens(int argc, char **argv)
             s.max_tokens = (size_t)v;
             text_opts = true;
             break;
-        case 'L':
-        case 'S':
-            if (!parse_bytes(c == 'L' ? "--max-line-bytes" : "--max-file-bytes", optarg,
-                             c == 'L' ? &src.max_line_bytes : &src.max_file_bytes)) {
+        case OPT_MAX_LINE_BYTES:
+        case OPT_MAX_FILE_BYTES:
+            if (!parse_bytes(c == OPT_MAX_LINE_BYTES ? "--max-line-bytes" : "--max-file-bytes",
+                             optarg,
+                             c == OPT_MAX_LINE_BYTES ? &src.max_line_bytes : &src.max_file_bytes)) {
                 status = EXIT_USAGE;
                 goto out;
             }
             text_opts = true;
             break;
-        case 'I':
+        case OPT_IMAGES:
             images = true;
             break;
         case 'h':

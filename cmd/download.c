@@ -9,14 +9,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: jclip download [options]\n"
-    "      --repo ID         Hub repository (default jinaai/jina-clip-v1)\n"
-    "      --revision REV    branch, tag or commit (default main)\n"
-    "      --cache DIR       hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub)\n"
-    "      --progress        report progress on stderr also when it is not a terminal\n"
-    "  -h, --help            show this help\n"
-    "Prints the snapshot directory: jclip info -m \"$(jclip download)\" works.\n";
+static const struct cmd_opt options[] = {
+    {OPT_REPO, NULL},  {OPT_REVISION, NULL},
+    {OPT_CACHE, NULL}, {OPT_PROGRESS, "report progress on stderr also when it is not a terminal"},
+    {OPT_HELP, NULL},  {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip download [options]\n",
+    .opts = options,
+    .epilogue = "Prints the snapshot directory: jclip info -m \"$(jclip download)\" works.\n",
+};
 
 /* Progress on stderr: redrawn in place on a terminal, a line every few seconds elsewhere. */
 struct progress {
@@ -134,31 +137,27 @@ static void on_progress(void *ctx, const struct jc_download_progress *p)
 
 int cmd_download(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},  {"revision", required_argument, NULL, 'v'},
-        {"cache", required_argument, NULL, 'c'}, {"progress", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct jc_download_opts o = {0};
     struct progress pr = {.tty = isatty(STDERR_FILENO)};
     bool progress = pr.tty;
     char *snapshot;
     int c, rc;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
-        case 'r':
+        case OPT_REPO:
             o.repo = optarg;
             break;
-        case 'v':
+        case OPT_REVISION:
             o.revision = optarg;
             break;
-        case 'c':
+        case OPT_CACHE:
             if (!*optarg)
                 return usage_error(usage, "--cache: the directory name is empty");
             o.cache = optarg;
             break;
-        case 'p':
+        case OPT_PROGRESS:
             progress = true;
             break;
         case 'h':

@@ -8,26 +8,38 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: jclip embed-image [options] [PATH...]\n"
-    "       jclip embed-image [options] < paths.txt\n"
-    "  -m, --model DIR       model directory (default: $JCLIP_MODEL, then the HF cache)\n"
-    "  -o, --output FILE     write an N x D float32 .npy, and the path of each row to a\n"
-    "                        sidecar FILE.txt (FILE with .npy replaced), instead of stdout\n"
-    "  -f, --format FMT      stdout format: jsonl (default), tsv or npy\n"
-    "  -r, --recursive       descend into directories (image extensions only, sorted)\n"
-    "  -k, --keep-going      skip files that cannot be read and embed the rest\n"
-    "      --raw             unnormalised CLS vectors (default: L2-normalised)\n"
-    "  -b, --batch N         images per batch (default 16)\n" IMAGE_OPTIONS_HELP
-    "      --max-line-bytes N  refuse longer --jsonl records (default 67108864)\n"
-    "      --progress        show progress on stderr (default: only when it is a terminal)\n"
-    "      --dump-pixels F   also write the preprocessed [N, 3, S, S] tensors to F (.npy)\n"
-    "      --jsonl           records: {\"id\": ..., \"image\": PATH or data URI} per stdin\n"
-    "                        line in, {\"id\": ..., \"embedding\": ...} (or \"error\") out\n"
-    "      --encoding ENC    embeddings as float (default), base64, binary or ubinary\n"
-    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "  -h, --help            show this help\n"
-    "With no PATH, or PATH '-', image paths are read from stdin, one per line.\n";
+static const struct cmd_opt options[] = {
+    {OPT_MODEL, NULL},
+    {OPT_OUTPUT, "write an N x D float32 .npy, and the path of each row to a\n"
+                 "sidecar FILE.txt (FILE with .npy replaced), instead of stdout"},
+    {OPT_FORMAT, "stdout format: jsonl (default), tsv or npy"},
+    {OPT_RECURSIVE, "descend into directories (image extensions only, sorted)"},
+    {OPT_KEEP_GOING, "skip files that cannot be read and embed the rest"},
+    {OPT_RAW, "unnormalised CLS vectors (default: L2-normalised)"},
+    {OPT_BATCH, "images per batch (default 16)"},
+    IMAGE_OPTS,
+    {OPT_MAX_LINE_BYTES, "refuse longer --jsonl records (default 67108864)"},
+    {OPT_PROGRESS, NULL},
+    {OPT_DUMP_PIXELS, NULL},
+    {OPT_JSONL, "records: {\"id\": ..., \"image\": PATH or data URI} per stdin\n"
+                "line in, {\"id\": ..., \"embedding\": ...} (or \"error\") out"},
+    {OPT_ENCODING, NULL},
+    {OPT_THREADS, NULL},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+/* -k was --keep-going here alone; everywhere else it is --top. */
+static const struct cmd_alias aliases[] = {{'k', OPT_KEEP_GOING}, {0, 0}};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip embed-image [options] [PATH...]\n"
+                "       jclip embed-image [options] < paths.txt\n",
+    .opts = options,
+    .epilogue = "With no PATH, or PATH '-', image paths are read from stdin, one per line.\n",
+    .aliases = aliases,
+    .in_order = true,
+};
 
 /* ---- output --------------------------------------------------------------------------- */
 
@@ -164,24 +176,7 @@ static bool embed_batch(void *ctx, const struct image_batch *b)
 
 int cmd_embed_image(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'f'},
-        {"recursive", no_argument, NULL, 'r'},
-        {"keep-going", no_argument, NULL, 'k'},
-        {"raw", no_argument, NULL, 'R'},
-        {"batch", required_argument, NULL, 'b'},
-        IMAGE_LONG_OPTIONS,
-        {"max-line-bytes", required_argument, NULL, 'L'},
-        {"progress", no_argument, NULL, 'p'},
-        {"dump-pixels", required_argument, NULL, 'D'},
-        {"threads", required_argument, NULL, 't'},
-        {"jsonl", no_argument, NULL, 'J'},
-        {"encoding", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL, *encoding = NULL;
     bool recursive = false, jsonl = false;
     long batch = 16, threads = 0;
@@ -198,7 +193,7 @@ int cmd_embed_image(int argc, char **argv)
         error("out of memory");
         return EXIT_FAIL;
     }
-    while ((c = getopt_long(argc, argv, "-m:o:f:rkb:t:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 1:
             args[n_args++] = optarg;
@@ -215,10 +210,10 @@ int cmd_embed_image(int argc, char **argv)
         case 'r':
             recursive = true;
             break;
-        case 'k':
+        case OPT_KEEP_GOING:
             r.keep_going = true;
             break;
-        case 'R':
+        case OPT_RAW:
             r.flags |= JC_EMBED_RAW;
             break;
         case 'b':
@@ -229,20 +224,20 @@ int cmd_embed_image(int argc, char **argv)
             if (!image_option(c, optarg, &io))
                 goto out_usage;
             break;
-        case 'L':
+        case OPT_MAX_LINE_BYTES:
             if (!parse_bytes("--max-line-bytes", optarg, &max_line_bytes))
                 goto out_usage;
             break;
-        case 'p':
+        case OPT_PROGRESS:
             r.show_progress = true;
             break;
-        case 'D':
+        case OPT_DUMP_PIXELS:
             dump = optarg;
             break;
-        case 'J':
+        case OPT_JSONL:
             jsonl = true;
             break;
-        case 'E':
+        case OPT_ENCODING:
             encoding = optarg;
             break;
         case 't':

@@ -6,24 +6,33 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: jclip embed-text [options] [TEXT...]\n"
-    "       jclip embed-text [options] < lines.txt\n"
-    "  -m, --model DIR       model directory (default: $JCLIP_MODEL, then the HF cache)\n"
-    "  -o, --output FILE     write an N x D float32 .npy instead of stdout\n"
-    "  -f, --format FMT      stdout format: jsonl (default), tsv or npy\n"
-    "      --file PATH       embed a whole file as one text (repeatable; - is stdin)\n"
-    "      --raw             unnormalised mean-pooled vectors (default: L2-normalised)\n"
-    "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
-    "      --max-line-bytes N  refuse longer stdin lines and records (default 67108864)\n"
-    "      --max-file-bytes N  refuse larger --file documents (default 268435456)\n"
-    "      --jsonl           records: {\"id\": ..., \"text\": ...} per stdin line in, one\n"
-    "                        {\"id\": ..., \"embedding\": ...} (or \"error\") per line out\n"
-    "      --encoding ENC    embeddings as float (default), base64, binary or ubinary\n"
-    "  -b, --batch N         texts per batch (default 32)\n"
-    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "  -h, --help            show this help\n"
-    "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n";
+static const struct cmd_opt options[] = {
+    {OPT_MODEL, NULL},
+    {OPT_OUTPUT, NULL},
+    {OPT_FORMAT, "stdout format: jsonl (default), tsv or npy"},
+    {OPT_FILE, "embed a whole file as one text (repeatable; - is stdin)"},
+    {OPT_RAW, "unnormalised mean-pooled vectors (default: L2-normalised)"},
+    {OPT_MAX_TOKENS, NULL},
+    {OPT_MAX_LINE_BYTES, "refuse longer stdin lines and records (default 67108864)"},
+    {OPT_MAX_FILE_BYTES, "refuse larger --file documents (default 268435456)"},
+    {OPT_JSONL, "records: {\"id\": ..., \"text\": ...} per stdin line in, one\n"
+                "{\"id\": ..., \"embedding\": ...} (or \"error\") per line out"},
+    {OPT_ENCODING, NULL},
+    {OPT_BATCH, "texts per batch (default 32)"},
+    {OPT_THREADS, NULL},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip embed-text [options] [TEXT...]\n"
+                "       jclip embed-text [options] < lines.txt\n",
+    .opts = options,
+    .epilogue =
+        "Each TEXT argument is one text; with no TEXT, or TEXT '-', one text per stdin line.\n",
+    /* A leading '-' keeps TEXT arguments in their place among the options. */
+    .in_order = true,
+};
 
 struct state {
     size_t dim;
@@ -73,22 +82,7 @@ static bool write_rows(void *ctx, const struct text_input *in, const float *v, s
 
 int cmd_embed_text(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'f'},
-        {"file", required_argument, NULL, 'F'},
-        {"raw", no_argument, NULL, 'r'},
-        {"max-tokens", required_argument, NULL, 'M'},
-        {"batch", required_argument, NULL, 'b'},
-        {"threads", required_argument, NULL, 't'},
-        {"jsonl", no_argument, NULL, 'J'},
-        {"encoding", required_argument, NULL, 'E'},
-        {"max-line-bytes", required_argument, NULL, 'L'},
-        {"max-file-bytes", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct state s = {0};
     struct text_batch tb = {0};
     struct jc_model *m = NULL;
@@ -102,8 +96,7 @@ int cmd_embed_text(int argc, char **argv)
 
     if (!sources_init(&src, argc))
         return EXIT_FAIL;
-    /* A leading '-' keeps TEXT arguments in their place among the options. */
-    while ((c = getopt_long(argc, argv, "-m:o:f:b:t:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 1:
             sources_add_text(&src, optarg, false);
@@ -117,28 +110,28 @@ int cmd_embed_text(int argc, char **argv)
         case 'f':
             format = optarg;
             break;
-        case 'F':
+        case OPT_FILE:
             sources_add_file(&src, optarg);
             break;
-        case 'r':
+        case OPT_RAW:
             flags |= JC_EMBED_RAW;
             break;
-        case 'J':
+        case OPT_JSONL:
             jsonl = true;
             break;
-        case 'E':
+        case OPT_ENCODING:
             encoding = optarg;
             break;
-        case 'M':
+        case OPT_MAX_TOKENS:
             if (!parse_long("--max-tokens", optarg, 2, 1 << 24, &v))
                 goto out_usage;
             max_tokens = (size_t)v;
             break;
-        case 'L':
+        case OPT_MAX_LINE_BYTES:
             if (!parse_bytes("--max-line-bytes", optarg, &src.max_line_bytes))
                 goto out_usage;
             break;
-        case 'S':
+        case OPT_MAX_FILE_BYTES:
             if (!parse_bytes("--max-file-bytes", optarg, &src.max_file_bytes))
                 goto out_usage;
             break;

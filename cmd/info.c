@@ -7,12 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: jclip info [options]\n"
-    "  -m, --model DIR       model directory\n"
-    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "      --json            one JSON object, with the model's SHA-256, for programs\n"
-    "  -h, --help            show this help\n";
+static const struct cmd_opt options[] = {
+    {OPT_MODEL, "model directory"},
+    {OPT_THREADS, NULL},
+    {OPT_JSON, "one JSON object, with the model's SHA-256, for programs"},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip info [options]\n",
+    .opts = options,
+};
 
 /* 222647041 -> "222,647,041" */
 static const char *grouped(char *buf, size_t cap, long long v)
@@ -64,13 +70,7 @@ static int print_json(const struct jc_model_info *in)
 
 int cmd_info(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     const char *model = NULL;
     long threads = 0;
     bool json = false;
@@ -79,7 +79,7 @@ int cmd_info(int argc, char **argv)
     char b1[32];
     int c;
 
-    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
@@ -88,7 +88,7 @@ int cmd_info(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 return EXIT_USAGE;
             break;
-        case 'j':
+        case OPT_JSON:
             json = true;
             break;
         case 'h':

@@ -31,20 +31,26 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: jclip serve [options]\n"
-    "  -m, --model DIR       model directory (default: $JCLIP_MODEL, then the HF cache)\n"
-    "      --host ADDR       address to listen on (default 127.0.0.1: this machine only)\n"
-    "      --port N          port to listen on (default 8080; 0 picks a free one)\n"
-    "      --max-batch N     inputs per batch of the model, across requests (default 32)\n"
-    "      --max-body-bytes N  refuse larger request bodies with 413 (default 67108864)\n"
-    "      --api-key KEY     require \"Authorization: Bearer KEY\" (default: "
-    "$JCLIP_API_KEY)\n"
-    "      --idle-timeout S  close a connection idle for S seconds (default "
-    "30)\n" IMAGE_OPTIONS_HELP
-    "  -t, --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "  -h, --help            show this help\n"
-    "Serves POST /v1/embeddings, GET /v1/models and GET /health until SIGINT or SIGTERM.\n";
+static const struct cmd_opt options[] = {
+    {OPT_MODEL, NULL},
+    {OPT_HOST, NULL},
+    {OPT_PORT, NULL},
+    {OPT_MAX_BATCH, NULL},
+    {OPT_MAX_BODY_BYTES, NULL},
+    {OPT_API_KEY, NULL},
+    {OPT_IDLE_TIMEOUT, NULL},
+    IMAGE_OPTS,
+    {OPT_THREADS, NULL},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip serve [options]\n",
+    .opts = options,
+    .epilogue =
+        "Serves POST /v1/embeddings, GET /v1/models and GET /health until SIGINT or SIGTERM.\n",
+};
 
 #define MODEL_NAME       "jina-clip-v1"
 #define MAX_INPUTS       2048 /* per request; more is a 413 */
@@ -1257,49 +1263,37 @@ out_worker:
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"max-batch", required_argument, NULL, 'b'},
-        {"max-body-bytes", required_argument, NULL, 'B'},
-        {"api-key", required_argument, NULL, 'k'},
-        {"idle-timeout", required_argument, NULL, 'I'},
-        {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        IMAGE_LONG_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct server s = {.max_batch = 32, .max_body = (size_t)64 << 20, .idle_timeout = 30};
     const char *model = NULL, *host = "127.0.0.1";
     long port = 8080, threads = 0, v;
     int c, status = EXIT_FAIL;
 
-    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
             break;
-        case 'H':
+        case OPT_HOST:
             host = optarg;
             break;
-        case 'p':
+        case OPT_PORT:
             if (!parse_long("--port", optarg, 0, 65535, &port))
                 return EXIT_USAGE;
             break;
-        case 'b':
+        case OPT_MAX_BATCH:
             if (!parse_long("--max-batch", optarg, 1, 1024, &v))
                 return EXIT_USAGE;
             s.max_batch = (size_t)v;
             break;
-        case 'B':
+        case OPT_MAX_BODY_BYTES:
             if (!parse_bytes("--max-body-bytes", optarg, &s.max_body))
                 return EXIT_USAGE;
             break;
-        case 'k':
+        case OPT_API_KEY:
             s.api_key = optarg;
             break;
-        case 'I':
+        case OPT_IDLE_TIMEOUT:
             if (!parse_long("--idle-timeout", optarg, 1, 86400, &v))
                 return EXIT_USAGE;
             s.idle_timeout = (unsigned)v;

@@ -11,23 +11,36 @@
 #include <string.h>
 #include <strings.h>
 
-static const char usage[] =
-    "usage: jclip similarity [options] INPUT... [--against INPUT...]\n"
-    "  INPUT is one of:\n"
-    "  -t, --text TEXT       a text\n"
-    "      --text-file PATH  a whole file as one text\n"
-    "  -i, --image PATH      an image file, URL or data URI\n"
-    "      FILE.npy          every row of an embedding file (labels from FILE.txt)\n"
-    "      --against         the inputs after it are candidates, those before it queries\n"
-    "  -k, --top K           print the K best candidates of each query\n"
-    "  -f, --format FMT      tsv (default), json or npy\n"
-    "      --max-tokens N    truncate longer texts to N tokens (default 8192)\n"
-    "      --max-file-bytes N  refuse a larger --text-file (default 268435456)\n" IMAGE_OPTIONS_HELP
-    "  -m, --model DIR       model directory (not needed for .npy inputs alone)\n"
-    "      --threads N       threads (default: $JCLIP_THREADS, else all cores)\n"
-    "  -h, --help            show this help\n"
-    "Two inputs give one cosine; otherwise queries x candidates (or every input against\n"
-    "every input) give a matrix.\n";
+static const struct cmd_opt options[] = {
+    {OPT_TEXT, NULL},
+    {OPT_TEXT_FILE, NULL},
+    {OPT_IMAGE, NULL},
+    {OPT_AGAINST, NULL},
+    {OPT_TOP, "print the K best candidates of each query"},
+    {OPT_FORMAT, "tsv (default), json or npy"},
+    {OPT_MAX_TOKENS, NULL},
+    {OPT_MAX_FILE_BYTES, "refuse a larger --text-file (default 268435456)"},
+    IMAGE_OPTS,
+    {OPT_MODEL, "model directory (not needed for .npy inputs alone)"},
+    {OPT_THREADS, NULL},
+    {OPT_HELP, NULL},
+    {0, NULL},
+};
+
+/* -t was --text here alone; everywhere else it is --threads. */
+static const struct cmd_alias aliases[] = {{'t', OPT_TEXT}, {0, 0}};
+
+static const struct cmd_spec spec = {
+    .synopsis = "usage: jclip similarity [options] INPUT... [--against INPUT...]\n"
+                "  INPUT is --text, --text-file, --image or a FILE.npy: every row of an\n"
+                "  embedding file (labels from FILE.txt)\n",
+    .opts = options,
+    .epilogue =
+        "Two inputs give one cosine; otherwise queries x candidates (or every input against\n"
+        "every input) give a matrix.\n",
+    .aliases = aliases,
+    .in_order = true,
+};
 
 enum kind { IN_TEXT, IN_TEXT_FILE, IN_IMAGE, IN_NPY };
 enum sim_format { SIM_TSV, SIM_JSON, SIM_NPY };
@@ -297,21 +310,7 @@ out:
 
 int cmd_similarity(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"text", required_argument, NULL, 't'},
-        {"text-file", required_argument, NULL, 'T'},
-        {"image", required_argument, NULL, 'i'},
-        {"against", no_argument, NULL, 'A'},
-        {"top", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'},
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 'P'},
-        {"max-tokens", required_argument, NULL, 'M'},
-        {"max-file-bytes", required_argument, NULL, 'S'},
-        IMAGE_LONG_OPTIONS,
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *usage = cmd_usage(&spec);
     struct state s = {0};
     size_t max_file_bytes = DEFAULT_MAX_FILE_BYTES;
     long max_tokens = DEFAULT_MAX_TOKENS;
@@ -329,15 +328,15 @@ int cmd_similarity(int argc, char **argv)
         error("out of memory");
         return EXIT_FAIL;
     }
-    while ((c = getopt_long(argc, argv, "-t:i:k:f:m:h", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, &spec)) != -1) {
         struct input *x = &s.in[s.n_in];
         switch (c) {
         case 1: {
             size_t n = strlen(optarg);
             if (n < 4 || strcasecmp(optarg + n - 4, ".npy")) {
                 status = usage_error(usage,
-                                     "'%s': a bare INPUT must be a .npy file; use -t for a text "
-                                     "or -i for an image",
+                                     "'%s': a bare INPUT must be a .npy file; use --text for a "
+                                     "text or -i for an image",
                                      optarg);
                 goto out;
             }
@@ -345,19 +344,19 @@ int cmd_similarity(int argc, char **argv)
             s.n_in++;
             break;
         }
-        case 't':
-        case 'T':
+        case OPT_TEXT:
+        case OPT_TEXT_FILE:
         case 'i':
-            *x = (struct input){.kind = c == 't'   ? IN_TEXT
-                                        : c == 'T' ? IN_TEXT_FILE
-                                                   : IN_IMAGE,
+            *x = (struct input){.kind = c == OPT_TEXT        ? IN_TEXT
+                                        : c == OPT_TEXT_FILE ? IN_TEXT_FILE
+                                                             : IN_IMAGE,
                                 .value = optarg,
                                 .group = group,
                                 .rows = 1};
             need |= c == 'i' ? JC_LOAD_VISION : JC_LOAD_TEXT;
             s.n_in++;
             break;
-        case 'A':
+        case OPT_AGAINST:
             if (group) {
                 status = usage_error(usage, "--against can be given once");
                 goto out;
@@ -376,13 +375,13 @@ int cmd_similarity(int argc, char **argv)
         case 'm':
             model = optarg;
             break;
-        case 'P':
+        case 't':
             if (!parse_long("--threads", optarg, 1, 256, &threads)) {
                 status = EXIT_USAGE;
                 goto out;
             }
             break;
-        case 'M':
+        case OPT_MAX_TOKENS:
             if (!parse_long("--max-tokens", optarg, 2, 1L << 24, &max_tokens)) {
                 status = EXIT_USAGE;
                 goto out;
@@ -394,7 +393,7 @@ int cmd_similarity(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'S':
+        case OPT_MAX_FILE_BYTES:
             if (!parse_bytes("--max-file-bytes", optarg, &max_file_bytes)) {
                 status = EXIT_USAGE;
                 goto out;

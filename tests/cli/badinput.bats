@@ -50,7 +50,7 @@ no_output() {
 @test "10,000 empty files under --keep-going" {
     mkdir "$BATS_TEST_TMPDIR/empty"
     (cd "$BATS_TEST_TMPDIR/empty" && for i in $(seq 10000); do : > "f$i.png"; done)
-    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k -r "$BATS_TEST_TMPDIR/empty" -o "$BATS_TEST_TMPDIR/all.npy"
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going -r "$BATS_TEST_TMPDIR/empty" -o "$BATS_TEST_TMPDIR/all.npy"
     [ "$status" -eq 1 ]
     [ "${#stderr_lines[@]}" -eq 10001 ]
     [ "${stderr_lines[10000]}" = "jclip embed-image: 10000 of 10000 images skipped" ]

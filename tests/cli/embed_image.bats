@@ -120,7 +120,7 @@ make_bad_files() {
 
 @test "the messages say why" {
     make_bad_files
-    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k "$bad/empty.png" "$bad/huge.png" "$bad/dir" "$bad/missing.png"
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going "$bad/empty.png" "$bad/huge.png" "$bad/dir" "$bad/missing.png"
     [ "$status" -eq 1 ]
     [[ "${stderr_lines[0]}" == *"empty"* ]]
     [[ "${stderr_lines[1]}" == *"100000 x 100000"*"178956970"* ]]
@@ -144,7 +144,7 @@ make_bad_files() {
 
 @test "--keep-going embeds the rest; outputs cover the good files only" {
     make_bad_files
-    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k -o "$BATS_TEST_TMPDIR/k.npy" \
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going -o "$BATS_TEST_TMPDIR/k.npy" \
         "$IMAGES/coffee.png" "$bad/truncated.png" "$IMAGES/chelsea.png" "$bad/text.jpg"
     [ "$status" -eq 1 ]
     [ "${#stderr_lines[@]}" -eq 3 ]
@@ -152,7 +152,7 @@ make_bad_files() {
     head -c 128 "$BATS_TEST_TMPDIR/k.npy" | grep -q "'shape': (2, 128)"
     [ "$(cat "$BATS_TEST_TMPDIR/k.txt")" = "$(printf '%s\n' "$IMAGES/coffee.png" "$IMAGES/chelsea.png")" ]
 
-    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k "$IMAGES/coffee.png" "$bad/truncated.png"
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going "$IMAGES/coffee.png" "$bad/truncated.png"
     [ "$status" -eq 1 ]
     [ "${#lines[@]}" -eq 2 ]
     [ "$(echo "${lines[1]}" | jq -r .path)" = "$bad/truncated.png" ]
@@ -182,4 +182,15 @@ make_bad_files() {
     run --separate-stderr "$JCLIP" embed-image --help
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" == "usage: jclip embed-image"* ]]
+}
+
+@test "-k, the old spelling of --keep-going, still works for one release, with a warning" {
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going "$IMAGES/coffee.png" /nonexistent.png
+    [ "$status" -eq 1 ]
+    want=$output
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k "$IMAGES/coffee.png" /nonexistent.png
+    [ "$status" -eq 1 ]
+    [ "$output" = "$want" ]
+    [ "${stderr_lines[0]}" = "jclip embed-image: warning: -k for --keep-going is deprecated: next release -k is --top, as everywhere; use --keep-going" ]
+    [ "${stderr_lines[2]}" = "jclip embed-image: 1 of 2 images skipped" ]
 }

@@ -110,7 +110,7 @@ ppm() {
 @test "classify and similarity take --draft and --exif-rotate" {
     run "$JCLIP" classify -m "$MODEL" --draft --exif-rotate -l "cat,dog" "$DECODE/orient_6.jpg"
     [ "$status" -eq 0 ]
-    run "$JCLIP" similarity -m "$MODEL" --draft --exif-rotate -i "$DECODE/orient_6.jpg" -t "a cat"
+    run "$JCLIP" similarity -m "$MODEL" --draft --exif-rotate -i "$DECODE/orient_6.jpg" --text "a cat"
     [ "$status" -eq 0 ]
     "$JCLIP" classify --help | grep -q -- '--exif-rotate'
     "$JCLIP" similarity --help | grep -q -- '--draft'
@@ -118,7 +118,7 @@ ppm() {
 
 # Every file: exit 1, and an error record (no embedding) for each under --keep-going.
 all_fail() {
-    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" -k "$@"
+    run --separate-stderr "$JCLIP" embed-image -m "$MODEL" --keep-going "$@"
     [ "$status" -eq 1 ] || { echo "status $status"; return 1; }
     [ "${#lines[@]}" -eq "$#" ] || { echo "${#lines[@]} lines for $# files"; return 1; }
     for l in "${lines[@]}"; do

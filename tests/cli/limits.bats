@@ -128,11 +128,11 @@ two_lines() {
 
 @test "--max-file-bytes: similarity --text-file and classify --labels-file" {
     printf '0123456789' > "$BATS_TEST_TMPDIR/ten"
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text-file "$BATS_TEST_TMPDIR/ten" -t hi --max-file-bytes 9
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text-file "$BATS_TEST_TMPDIR/ten" --text hi --max-file-bytes 9
     [ "$status" -eq 1 ]
     [ -z "$output" ]
     [ "$stderr" = "jclip similarity: '$BATS_TEST_TMPDIR/ten' is larger than the limit of 9 bytes" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text-file "$BATS_TEST_TMPDIR/ten" -t hi --max-file-bytes 10
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text-file "$BATS_TEST_TMPDIR/ten" --text hi --max-file-bytes 10
     [ "$status" -eq 0 ]
     [[ "$output" =~ ^-?[0-9.e-]+$ ]]
     printf 'cat\ndog\n' > "$BATS_TEST_TMPDIR/labels"
@@ -161,12 +161,12 @@ two_lines() {
     run --separate-stderr "$JCLIP" classify -m "$MODEL" -l cat --text --max-tokens 8 "x"
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t "one two three four" -t hi --max-tokens 3
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text "one two three four" --text hi --max-tokens 3
     [ "$status" -eq 0 ]
     [[ "$output" =~ ^-?[0-9.e-]+$ ]]
     [ "$stderr" = "jclip similarity: warning: text 'one two three four': 6 tokens, truncated to 3" ]
-    a=$("$JCLIP" similarity -m "$MODEL" -t "one two three four" -t "one" --max-tokens 3)
-    b=$("$JCLIP" similarity -m "$MODEL" -t "one two three four" -t "one" --max-tokens 6)
+    a=$("$JCLIP" similarity -m "$MODEL" --text "one two three four" --text "one" --max-tokens 3)
+    b=$("$JCLIP" similarity -m "$MODEL" --text "one two three four" --text "one" --max-tokens 6)
     [ "$a" != "$b" ]
 }
 
@@ -183,11 +183,11 @@ two_lines() {
 
 @test "--max-pixels: similarity refuses a larger image; raised, it embeds it" {
     # coffee.png is 600 x 400
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/coffee.png" -t hi --max-pixels 239999
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/coffee.png" --text hi --max-pixels 239999
     [ "$status" -eq 1 ]
     [ -z "$output" ]
     [ "$stderr" = "jclip similarity: '$IMAGES/coffee.png' is 600 x 400 = 240000 pixels, more than the limit of 239999" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/coffee.png" -t hi --max-pixels 240000
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/coffee.png" --text hi --max-pixels 240000
     [ "$status" -eq 0 ]
     [[ "$output" =~ ^-?[0-9.e-]+$ ]]
     [ -z "$stderr" ]
@@ -211,7 +211,7 @@ two_lines() {
 
 @test "a limit out of range, or not a number, is a usage error" {
     for c in "embed-text --max-line-bytes 0" "count-tokens --max-file-bytes 0" \
-        "classify -l a --max-line-bytes 1099511627777" "similarity -t a -t b --max-file-bytes x" \
+        "classify -l a --max-line-bytes 1099511627777" "similarity --text a --text b --max-file-bytes x" \
         "embed-image --max-line-bytes -1"; do
         set -- $c
         run --separate-stderr "$JCLIP" "$@" -m "$MODEL"
@@ -219,10 +219,10 @@ two_lines() {
         want="jclip $1: ${*: -2:1}: '${*: -1}' is not a whole number from 1 to 1099511627776"
         [ "${stderr_lines[0]}" = "$want" ] || { echo "$c: ${stderr_lines[0]}"; return 1; }
     done
-    run --separate-stderr "$JCLIP" similarity -t a -t b --max-tokens 1
+    run --separate-stderr "$JCLIP" similarity --text a --text b --max-tokens 1
     [ "$status" -eq 2 ]
     [ "${stderr_lines[0]}" = "jclip similarity: --max-tokens: '1' is not a whole number from 2 to 16777216" ]
-    run --separate-stderr "$JCLIP" similarity -t a -t b --max-pixels 0
+    run --separate-stderr "$JCLIP" similarity --text a --text b --max-pixels 0
     [ "$status" -eq 2 ]
     [ "${stderr_lines[0]}" = "jclip similarity: --max-pixels: '0' is not a whole number from 1 to 1099511627776" ]
 }

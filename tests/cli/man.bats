@@ -105,6 +105,26 @@ help_specs() {
     done
 }
 
+@test "a short letter means one option in every command that has it" {
+    # The --help of every command is printed from one table of options (cmd/options.c);
+    # this is what that table promises.
+    declare -A seen where
+    for c in $(commands); do
+        [ "$c" = help ] && continue
+        while read -r letter spec; do
+            if [ -n "${seen[$letter]:-}" ] && [ "${seen[$letter]}" != "$spec" ]; then
+                echo "$letter is '${seen[$letter]}' in ${where[$letter]} but '$spec' in $c"
+                return 1
+            fi
+            seen[$letter]=$spec
+            where[$letter]=$c
+        done < <("$JCLIP" "$c" --help | sed -n 's/^  \(-[a-zA-Z]\), \(--[a-z0-9-]*\( [A-Z]*\)\{0,1\}\)  .*/\1 \2/p')
+    done
+    # the letters the vocabulary settled on
+    [ "${seen[-t]}" = "--threads N" ]
+    [ "${seen[-k]}" = "--top K" ]
+}
+
 @test "the runnable examples run on the tiny model" {
     bin="$BATS_TEST_TMPDIR/bin"
     mkdir -p "$bin"

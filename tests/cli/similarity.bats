@@ -6,13 +6,13 @@ load helper
 IMAGES="$GOLDEN/images"
 
 @test "two inputs give one cosine, symmetric, and 1 for an input with itself" {
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t "a cat" -i "$IMAGES/chelsea.png"
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text "a cat" -i "$IMAGES/chelsea.png"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 1 ]
     ab="$output"
-    run "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/chelsea.png" -t "a cat"
+    run "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/chelsea.png" --text "a cat"
     [ "$output" = "$ab" ]
-    run "$JCLIP" similarity -m "$MODEL" -t "a cat" -t "a cat"
+    run "$JCLIP" similarity -m "$MODEL" --text "a cat" --text "a cat"
     [ "$(echo "$output" | awk '{print ($1 > 0.99999 && $1 < 1.00001)}')" -eq 1 ]
 }
 
@@ -20,12 +20,12 @@ IMAGES="$GOLDEN/images"
     t=$("$JCLIP" embed-text -m "$MODEL" "a cat")
     i=$("$JCLIP" embed-image -m "$MODEL" "$IMAGES/chelsea.png" | jq -c .embedding)
     want=$(jq -n --argjson a "$t" --argjson b "$i" '[range(0; 128) | $a[.] * $b[.]] | add')
-    got=$("$JCLIP" similarity -m "$MODEL" -t "a cat" -i "$IMAGES/chelsea.png")
+    got=$("$JCLIP" similarity -m "$MODEL" --text "a cat" -i "$IMAGES/chelsea.png")
     [ "$(awk -v a="$want" -v b="$got" 'BEGIN {d = a - b; print (d < 1e-6 && d > -1e-6)}')" -eq 1 ]
 }
 
 @test "every pairing: text x image, image x text, text x text, image x image" {
-    for pair in "-t x -i $IMAGES/coffee.png" "-i $IMAGES/coffee.png -t x" "-t x -t y" "-i $IMAGES/coffee.png -i $IMAGES/chelsea.png"; do
+    for pair in "--text x -i $IMAGES/coffee.png" "-i $IMAGES/coffee.png --text x" "--text x --text y" "-i $IMAGES/coffee.png -i $IMAGES/chelsea.png"; do
         run --separate-stderr "$JCLIP" similarity -m "$MODEL" $pair
         [ "$status" -eq 0 ]
         [[ "$output" =~ ^-?[0-9] ]]
@@ -33,13 +33,13 @@ IMAGES="$GOLDEN/images"
 }
 
 @test "queries --against candidates give a labelled matrix" {
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t "a cat" -t "a dog" --against -i "$IMAGES/chelsea.png" -i "$IMAGES/coffee.png" -i "$IMAGES/astronaut.png"
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text "a cat" --text "a dog" --against -i "$IMAGES/chelsea.png" -i "$IMAGES/coffee.png" -i "$IMAGES/astronaut.png"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 3 ]
     [ "${lines[0]}" = "$(printf '\t%s\t%s\t%s' "$IMAGES/chelsea.png" "$IMAGES/coffee.png" "$IMAGES/astronaut.png")" ]
     [ "$(echo "${lines[1]}" | cut -f1)" = "a cat" ]
     [ "$(echo "${lines[2]}" | awk -F'\t' '{print NF}')" -eq 4 ]
-    run "$JCLIP" similarity -m "$MODEL" -t "a cat" -t "a dog" --against -i "$IMAGES/chelsea.png" -f json
+    run "$JCLIP" similarity -m "$MODEL" --text "a cat" --text "a dog" --against -i "$IMAGES/chelsea.png" -f json
     [ "$(echo "$output" | jq -c '[.rows, (.scores | length), (.scores[0] | length)]')" = '[["a cat","a dog"],2,1]' ]
 }
 
@@ -53,7 +53,7 @@ IMAGES="$GOLDEN/images"
     [[ "$(echo "${lines[0]}" | cut -f2)" == "$IMAGES/"* ]]
     [ "$(echo "$output" | head -3 | cut -f3 | sort -gr)" = "$(echo "$output" | head -3 | cut -f3)" ]
     # the same scores as the model-based query
-    run "$JCLIP" similarity -m "$MODEL" -t "a photo of coffee" --against "$BATS_TEST_TMPDIR/imgs.npy" --top 3
+    run "$JCLIP" similarity -m "$MODEL" --text "a photo of coffee" --against "$BATS_TEST_TMPDIR/imgs.npy" --top 3
     [ "$(echo "$output" | cut -f2,3)" = "$("$JCLIP" similarity "$BATS_TEST_TMPDIR/q.npy" --against "$BATS_TEST_TMPDIR/imgs.npy" --top 3 | head -3 | cut -f2,3)" ]
 }
 
@@ -64,7 +64,7 @@ IMAGES="$GOLDEN/images"
 }
 
 @test "--format npy writes the matrix" {
-    "$JCLIP" similarity -m "$MODEL" -t a -t b -t c -f npy > "$BATS_TEST_TMPDIR/m.npy"
+    "$JCLIP" similarity -m "$MODEL" --text a --text b --text c -f npy > "$BATS_TEST_TMPDIR/m.npy"
     head -c 128 "$BATS_TEST_TMPDIR/m.npy" | grep -q "'shape': (3, 3)"
 }
 
@@ -74,23 +74,37 @@ IMAGES="$GOLDEN/images"
     run --separate-stderr "$JCLIP" similarity "$BATS_TEST_TMPDIR/a.npy" --against "$BATS_TEST_TMPDIR/b.npy"
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip similarity: '$BATS_TEST_TMPDIR/b.npy' has rows of 192 values but '$BATS_TEST_TMPDIR/a.npy' has 128" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t x --against "$BATS_TEST_TMPDIR/b.npy"
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text x --against "$BATS_TEST_TMPDIR/b.npy"
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip similarity: '$BATS_TEST_TMPDIR/b.npy' has rows of 192 values but the model's embeddings have 128" ]
     printf 'one\n' > "$BATS_TEST_TMPDIR/a.txt"
     run --separate-stderr "$JCLIP" similarity "$BATS_TEST_TMPDIR/a.npy"
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip similarity: '$BATS_TEST_TMPDIR/a.txt' has 1 lines but '$BATS_TEST_TMPDIR/a.npy' has 2 rows" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t x -t y --top 0
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text x --text y --top 0
     [ "$status" -eq 2 ]
     run --separate-stderr "$JCLIP" similarity -m "$MODEL" notes.txt
     [ "$status" -eq 2 ]
-    [ "${stderr_lines[0]}" = "jclip similarity: 'notes.txt': a bare INPUT must be a .npy file; use -t for a text or -i for an image" ]
-    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t x --against
+    [ "${stderr_lines[0]}" = "jclip similarity: 'notes.txt': a bare INPUT must be a .npy file; use --text for a text or -i for an image" ]
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --text x --against
     [ "$status" -eq 2 ]
     [ "${stderr_lines[0]}" = "jclip similarity: both sides of --against need an input" ]
     echo junk > "$BATS_TEST_TMPDIR/junk.npy"
     run --separate-stderr "$JCLIP" similarity "$BATS_TEST_TMPDIR/junk.npy" "$BATS_TEST_TMPDIR/junk.npy"
     [ "$status" -eq 1 ]
     [ "$stderr" = "jclip similarity: '$BATS_TEST_TMPDIR/junk.npy' is not a .npy file" ]
+}
+
+@test "-t, the old spelling of --text, still works for one release, with one warning" {
+    want=$("$JCLIP" similarity -m "$MODEL" --text "a cat" --text "a dog")
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" -t "a cat" -t "a dog"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$want" ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [ "$stderr" = "jclip similarity: warning: -t for --text is deprecated: next release -t is --threads, as everywhere; use --text" ]
+    # --threads is still a long option here, and says nothing
+    run --separate-stderr "$JCLIP" similarity -m "$MODEL" --threads 1 --text "a cat" --text "a dog"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$want" ]
+    [ -z "$stderr" ]
 }

@@ -58,8 +58,8 @@ vec() {
     [ "$status" -eq 0 ]
     [ "$output" = "$IMG/files/chelsea.png$want" ]
 
-    want=$("$JCLIP" similarity -m "$MODEL" --image "$IMAGES/chelsea.png" -t "a cat")
-    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" similarity -m "$MODEL" --image "$IMG/files/chelsea.png" -t "a cat"
+    want=$("$JCLIP" similarity -m "$MODEL" --image "$IMAGES/chelsea.png" --text "a cat")
+    run --separate-stderr timeout $((60 * SLOW)) "$JCLIP" similarity -m "$MODEL" --image "$IMG/files/chelsea.png" --text "a cat"
     [ "$status" -eq 0 ]
     [ "$output" = "$want" ]
 
