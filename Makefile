@@ -6,7 +6,7 @@ CFLAGS   ?= -O2 -g
 JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration -Werror=int-conversion -pthread -MMD -MP
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
-LDLIBS   += -lopenblas -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lheif -lexif -lm -lpthread
+LDLIBS   += -ldl -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lheif -lexif -lm -lpthread
 # Only the jclip binary serves HTTP (cmd/serve.c): the library and its tests do without.
 SERVE_LIBS := -lmicrohttpd
 BUILD    ?= build

@@ -109,8 +109,8 @@ int cmd_info(int argc, char **argv)
      * The user's choice is obeyed, but a lower core type costs: in make bench on an AMD EPYC
      * with AVX-512, Haswell's SGEMM ran at 55% of Cooperlake's (jclip-info(1)).
      */
-    const char *user = getenv("OPENBLAS_CORETYPE"), *best = jc_blas_best_coretype();
-    if (user && *user && best && jc_blas_coretype_below(jc_blas_corename(), best))
+    const char *user, *best;
+    if (jc_blas_coretype_lowered(&user, &best))
         warning("OPENBLAS_CORETYPE=%s is below this CPU's best OpenBLAS core type, %s: matrix "
                 "products run at about half speed or less; unset it to use %s",
                 user, best, best);

@@ -5,29 +5,27 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
-    bool blas; /* runs GEMMs: OpenBLAS's core type matters */
     const char *summary;
 };
 
 static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
-    {"embed-text", cmd_embed_text, true, "embed texts into the shared space"},
-    {"embed-image", cmd_embed_image, true, "embed image files into the shared space"},
-    {"classify", cmd_classify, true, "zero-shot classification of images or texts"},
-    {"similarity", cmd_similarity, true, "cosine similarity of texts, images and embeddings"},
-    {"count-tokens", cmd_count_tokens, false,
+    {"embed-text", cmd_embed_text, "embed texts into the shared space"},
+    {"embed-image", cmd_embed_image, "embed image files into the shared space"},
+    {"classify", cmd_classify, "zero-shot classification of images or texts"},
+    {"similarity", cmd_similarity, "cosine similarity of texts, images and embeddings"},
+    {"count-tokens", cmd_count_tokens,
      "count the tokens of texts, or the API cost of images"},
-    {"info", cmd_info, true, "show the model, its dimensions and how it will run"},
-    {"download", cmd_download, false, "download jina-clip-v1 into the Hugging Face cache"},
-    {"serve", cmd_serve, true, "serve the Jina and OpenAI embeddings APIs over local HTTP"},
-    {"help", cmd_help, false, "show help for jclip or a command"},
+    {"info", cmd_info, "show the model, its dimensions and how it will run"},
+    {"download", cmd_download, "download jina-clip-v1 into the Hugging Face cache"},
+    {"serve", cmd_serve, "serve the Jina and OpenAI embeddings APIs over local HTTP"},
+    {"help", cmd_help, "show help for jclip or a command"},
 };
 
 static const struct command *find(const char *name)
@@ -63,49 +61,6 @@ static int cmd_help(int argc, char **argv)
     cmd_prefix = "jclip help";
     return c->fn(2, args);
 }
-
-/*
- * OpenBLAS starts a thread per core when it is loaded, unless OPENBLAS_NUM_THREADS says
- * otherwise, and each takes a 128 MiB GEMM buffer at once. jclip never uses them (its pool
- * splits the work and calls OpenBLAS single-threaded), and under a limit on the address
- * space or data size (ulimit -v, -d) they do harm: when a thread's stack does not fit,
- * OpenBLAS kills the process with SIGINT; when its buffer does not fit, the thread retries
- * for ever, and exit() then waits for it. So under such a limit jclip runs itself again with
- * OPENBLAS_NUM_THREADS=1 before OpenBLAS is initialised: an executable's .preinit_array runs
- * before the initialiser of any library. setenv() would not do: libc's own initialiser,
- * later, sets environ back to the array the kernel passed. Nothing here allocates.
- */
-static bool limited(int resource)
-{
-    struct rlimit rl;
-    return getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
-}
-
-static void one_openblas_thread(int argc, char **argv, char **envp)
-{
-    static char one[] = "OPENBLAS_NUM_THREADS=1";
-    const size_t klen = sizeof "OPENBLAS_NUM_THREADS=" - 1;
-    size_t n = 0, k = 0;
-
-    (void)argc;
-    if (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))
-        return;
-    while (envp[n])
-        n++;
-    char *env[n + 2];
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(envp[i], one))
-            return; /* already so: this is the second run */
-        if (strncmp(envp[i], one, klen))
-            env[k++] = envp[i];
-    }
-    env[k++] = one;
-    env[k] = NULL;
-    execve("/proc/self/exe", argv, env); /* on failure, run on as OpenBLAS is */
-}
-
-__attribute__((section(".preinit_array"),
-               used)) static void (*const preinit)(int, char **, char **) = one_openblas_thread;
 
 /* An interrupted run leaves no temporary output behind, then dies of the same signal. */
 static void on_signal(int sig)
@@ -145,8 +100,6 @@ int main(int argc, char **argv)
             sigaction(sigs[i], &sa, NULL);
     }
     cmd_prefix = prefix;
-    if (c->blas && jc_blas_fix_coretype(argv) < 0)
-        warning("%s", jc_errmsg()); /* still correct, only slower */
     /* getopt names the program after argv[0]: make its messages "jclip <command>: ..." */
     argv[1] = prefix;
     return c->fn(argc - 1, argv + 1);

@@ -528,7 +528,7 @@ int cmd_similarity(int argc, char **argv)
             goto out;
     }
 
-    /* the scores are GEMMs even when no model was opened */
+    /* the scores are GEMMs even when no model was opened: fail before any output */
     if (jc_blas_reserve() < 0) {
         error("%s", jc_errmsg());
         goto out;

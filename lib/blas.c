@@ -4,6 +4,7 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -58,43 +59,137 @@ const char *jc_blas_best_coretype(void)
     return NULL;
 }
 
-const char *jc_blas_corename(void)
+/*
+ * OpenBLAS is loaded on first use, not linked, for two reasons that a linked library cannot
+ * meet without re-executing the program:
+ *
+ * - It starts a thread per core when it is loaded, unless OPENBLAS_NUM_THREADS says
+ *   otherwise, each taking a 128 MiB GEMM buffer. jclip never uses them (its pool splits the
+ *   work and calls OpenBLAS single-threaded), and under a limit on the address space or data
+ *   size (ulimit -v, -d) they do harm: when a thread's stack does not fit, OpenBLAS kills the
+ *   process with SIGINT; when its buffer does not fit, the thread retries for ever. Loaded
+ *   here, it sees OPENBLAS_NUM_THREADS=1 and starts none.
+ * - It picks its kernels once, when loaded, and OpenBLAS 0.3.21 takes some CPUs with
+ *   AVX-512 (AMD Zen 4 among them) for older ones. When OPENBLAS_CORETYPE is unset and the
+ *   pick is below what this CPU and OS support, it is unloaded and loaded again with the
+ *   variable set. A user's OPENBLAS_CORETYPE is obeyed as given.
+ *
+ * Commands that run no GEMM (count-tokens, download) never load it. The environment is put
+ * back as it was once OpenBLAS has read it.
+ */
+#define OPENBLAS_SONAME "libopenblas.so.0" /* Debian's, whichever build its alternatives pick */
+
+static struct {
+    void *dl;
+    __typeof__(cblas_sgemm) *sgemm;
+    __typeof__(openblas_set_num_threads) *set_num_threads;
+    __typeof__(openblas_get_corename) *corename;
+    void *(*memory_alloc)(int procpos); /* blas_memory_alloc: exported, not in cblas.h */
+    void (*memory_free)(void *buffer);
+    char error[300]; /* why it could not be loaded, or "" */
+} ob;
+static pthread_once_t ob_once = PTHREAD_ONCE_INIT;
+
+static size_t address_space_left(void);
+
+/* Sets name=value (value NULL: unsets it) and returns the old value, malloc'd or NULL. */
+static char *swap_env(const char *name, const char *value)
 {
-    return openblas_get_corename();
+    const char *old = getenv(name);
+    char *saved = old ? strdup(old) : NULL;
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
 }
 
-int jc_blas_fix_coretype(char **argv)
+static void restore_env(const char *name, char *saved)
 {
-    const char *want = jc_blas_best_coretype();
-    const char *have = openblas_get_corename();
-    const char *pretend = getenv("JCLIP_DEBUG_CORENAME");
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
 
-    /* Lets the tests walk the misdetection path on a machine OpenBLAS detects well. */
-    if (pretend && *pretend)
-        have = pretend;
-
-    const char *user = getenv("OPENBLAS_CORETYPE");
-
-    if ((user && *user) || !want || !jc_blas_coretype_below(have, want))
-        return 0;
-    /* OpenBLAS chose its kernels when it was loaded; only a fresh process can change them. */
-    if (setenv("OPENBLAS_CORETYPE", want, 1) < 0)
-        return jc_fail(JC_EIO, "cannot set OPENBLAS_CORETYPE: %s", strerror(errno));
-    /*
-     * The binary by its own path: under valgrind, /proc/self/exe itself names valgrind's
-     * tool, while readlink() gives the program's path.
-     */
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0 && (size_t)n < sizeof self - 1) {
-        self[n] = '\0';
-        execv(self, argv);
+static bool ob_open(void)
+{
+    if (!(ob.dl = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL))) {
+        size_t left = address_space_left();
+        if (left != SIZE_MAX) /* the likeliest cause under a limit */
+            snprintf(ob.error, sizeof ob.error,
+                     "not enough memory to load OpenBLAS: the address-space limit (ulimit -v) "
+                     "leaves %zu MiB: %s",
+                     left >> 20, dlerror());
+        else
+            snprintf(ob.error, sizeof ob.error, "cannot load OpenBLAS: %s", dlerror());
+        return false;
     }
-    execv("/proc/self/exe", argv);
-    int rc =
-        jc_fail(JC_EIO, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want, strerror(errno));
-    unsetenv("OPENBLAS_CORETYPE");
-    return rc;
+    *(void **)&ob.sgemm = dlsym(ob.dl, "cblas_sgemm");
+    *(void **)&ob.set_num_threads = dlsym(ob.dl, "openblas_set_num_threads");
+    *(void **)&ob.corename = dlsym(ob.dl, "openblas_get_corename");
+    *(void **)&ob.memory_alloc = dlsym(ob.dl, "blas_memory_alloc");
+    *(void **)&ob.memory_free = dlsym(ob.dl, "blas_memory_free");
+    if (!ob.sgemm || !ob.set_num_threads || !ob.corename || !ob.memory_alloc || !ob.memory_free) {
+        snprintf(ob.error, sizeof ob.error,
+                 "cannot load OpenBLAS: %s lacks cblas_sgemm or the OpenBLAS extensions",
+                 OPENBLAS_SONAME);
+        dlclose(ob.dl);
+        ob.dl = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void ob_load(void)
+{
+    char *threads = swap_env("OPENBLAS_NUM_THREADS", "1");
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    const char *want = jc_blas_best_coretype();
+    bool unset = !user || !*user;
+
+    /*
+     * JCLIP_DEBUG_CORENAME makes the first load pick that core type, as a misdetecting
+     * OpenBLAS would, so the tests walk the reload on a machine OpenBLAS detects well.
+     */
+    const char *pretend = getenv("JCLIP_DEBUG_CORENAME");
+    char *saved = unset && pretend && *pretend ? swap_env("OPENBLAS_CORETYPE", pretend) : NULL;
+    bool opened = ob_open();
+    if (unset && pretend && *pretend)
+        restore_env("OPENBLAS_CORETYPE", saved);
+    if (!opened)
+        goto out;
+    if (unset && want && jc_blas_coretype_below(ob.corename(), want)) {
+        char *core = swap_env("OPENBLAS_CORETYPE", want);
+        dlclose(ob.dl); /* nothing of it is in use yet: it unloads, and loads anew */
+        bool ok = ob_open();
+        restore_env("OPENBLAS_CORETYPE", core);
+        if (!ok)
+            goto out;
+    }
+    ob.set_num_threads(1);
+out:
+    restore_env("OPENBLAS_NUM_THREADS", threads);
+}
+
+/* OpenBLAS, loaded; NULL (ob.error says why) when it cannot be. */
+static bool ob_ready(void)
+{
+    pthread_once(&ob_once, ob_load);
+    return ob.dl != NULL;
+}
+
+const char *jc_blas_corename(void)
+{
+    return ob_ready() ? ob.corename() : "none";
+}
+
+bool jc_blas_coretype_lowered(const char **user, const char **best)
+{
+    *user = getenv("OPENBLAS_CORETYPE");
+    *best = jc_blas_best_coretype();
+    return *user && **user && *best && ob_ready() && jc_blas_coretype_below(ob.corename(), *best);
 }
 
 static bool rlimit_finite(int resource, struct rlimit *rl)
@@ -108,10 +203,6 @@ static bool rlimit_finite(int resource, struct rlimit *rl)
  */
 #define GEMM_BUFFER_BYTES (((size_t)128 << 20) + ((size_t)64 << 10))
 #define MAX_BUFFERS       256 /* the pool's largest size */
-
-/* From OpenBLAS's driver/others/memory.c: not in cblas.h, but exported by libopenblas. */
-extern void *blas_memory_alloc(int procpos);
-extern void blas_memory_free(void *buffer);
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static int reserved; /* GEMM buffers known to exist in OpenBLAS's table */
@@ -152,6 +243,8 @@ int jc_blas_reserve(void)
     void *probe[MAX_BUFFERS];
     int want = jc_pool_size(), got = 0, rc = 0;
 
+    if (!ob_ready())
+        return jc_fail(JC_EIO, "%s", ob.error);
     if (want > MAX_BUFFERS)
         want = MAX_BUFFERS;
     pthread_mutex_lock(&reserve_lock);
@@ -183,26 +276,23 @@ int jc_blas_reserve(void)
     /* held all at once, each is a buffer of its own; freed, they stay in the table */
     void *held[MAX_BUFFERS];
     for (int i = 0; i < want; i++)
-        held[i] = blas_memory_alloc(0);
+        held[i] = ob.memory_alloc(0);
     for (int i = 0; i < want; i++)
-        blas_memory_free(held[i]);
+        ob.memory_free(held[i]);
     reserved = want;
 out:
     pthread_mutex_unlock(&reserve_lock);
     return rc;
 }
 
-void jc_blas_init(void)
-{
-    /* Our pool splits every GEMM; OpenBLAS's own threads would only spin against it. */
-    openblas_set_num_threads(1);
-}
-
 void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
-                lda, b, ldb, beta, c, ldc);
+    /* jc_blas_reserve(), which every tower runs first, has said why it could not be loaded */
+    if (!ob_ready())
+        abort();
+    ob.sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+             lda, b, ldb, beta, c, ldc);
 }
 
 /*
@@ -378,8 +468,8 @@ static void peak_job(void *arg, int job, int thread)
     const struct peak_run *p = arg;
     int r0 = job * p->rows, nr = p->n - r0 < p->rows ? p->n - r0 : p->rows;
     (void)thread;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, p->n, p->n, 1,
-                p->a + (size_t)r0 * p->n, p->n, p->b, p->n, 0, p->c + (size_t)r0 * p->n, p->n);
+    ob.sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, p->n, p->n, 1, p->a + (size_t)r0 * p->n,
+             p->n, p->b, p->n, 0, p->c + (size_t)r0 * p->n, p->n);
 }
 
 double jc_blas_peak_gflops(int threads, int n)
@@ -401,12 +491,11 @@ double jc_blas_peak_gflops(int threads, int n)
      */
     struct peak_run p = {a, b, c, n, (n + threads - 1) / threads};
     for (int way = 0; way < 2; way++) {
-        openblas_set_num_threads(way == 0 ? threads : 1);
+        ob.set_num_threads(way == 0 ? threads : 1);
         for (int rep = 0; rep <= 5; rep++) { /* the first run warms up */
             double t0 = jc_seconds();
             if (way == 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c,
-                            n);
+                ob.sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
             else
                 jc_pool_run(threads, peak_job, &p);
             double g = 2.0 * n * n * n / (jc_seconds() - t0) * 1e-9;
@@ -414,7 +503,7 @@ double jc_blas_peak_gflops(int threads, int n)
                 best = g;
         }
     }
-    openblas_set_num_threads(1);
+    ob.set_num_threads(1);
 out:
     free(a);
     free(b);

@@ -6,9 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Puts OpenBLAS in single-thread mode: jclip's pool does the splitting. */
-void jc_blas_init(void);
-
 /* Row-major C[m,n] = alpha * A[m,k] * op(B) + beta * C, op(B) = B^T when trans_b. */
 void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);

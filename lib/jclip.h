@@ -49,25 +49,27 @@ const char *jc_errmsg(void);
 /* ---- threads and BLAS --------------------------------------------------------------- */
 
 /*
- * Fix OpenBLAS's core type before any GEMM runs. When OPENBLAS_CORETYPE is unset and
- * OpenBLAS picked a kernel family below what this CPU and OS support, sets the variable and
- * re-executes the program (argv as given). Returns 0 if nothing needed doing; does not
- * return when it re-executes; returns a negative code if re-executing failed (the program
- * can still run, only slower).
- */
-int jc_blas_fix_coretype(char **argv);
-
-/*
  * Makes OpenBLAS hold one GEMM buffer (about 128 MiB of address space, not touched) per
- * thread of the pool before any GEMM runs, as OpenBLAS cannot report a failed allocation.
+ * thread of the pool before any GEMM runs, as OpenBLAS cannot report a failed allocation,
+ * loading OpenBLAS first (JC_EIO, "cannot load OpenBLAS: ...", when it cannot be).
  * jc_model_open calls it for the towers, and jc_embed_texts and jc_embed_images when the
- * pool has grown; call it before jc_dot_matrix without a model. Returns 0, or JC_ENOMEM
+ * pool has grown, and jc_dot_matrix. Returns 0, or JC_ENOMEM
  * ("not enough memory for OpenBLAS: ...") when the buffers do not fit.
  */
 int jc_blas_reserve(void);
 
-/* The core type OpenBLAS reports ("SkylakeX", "Haswell", ...). Owned by OpenBLAS. */
+/*
+ * The core type OpenBLAS runs ("SkylakeX", "Haswell", ...; "none" when it cannot be loaded).
+ * OpenBLAS is loaded on first use (lib/blas.c says why), with the best core type this CPU
+ * supports unless OPENBLAS_CORETYPE names one. Owned by OpenBLAS.
+ */
 const char *jc_blas_corename(void);
+
+/*
+ * Whether the user's OPENBLAS_CORETYPE (*user) holds OpenBLAS below this CPU's best core
+ * type (*best): obeyed, but slower.
+ */
+bool jc_blas_coretype_lowered(const char **user, const char **best);
 
 /* The best OpenBLAS core type for this CPU, or NULL when the CPU is not x86-64. */
 const char *jc_blas_best_coretype(void);
@@ -249,7 +251,7 @@ float jc_model_logit_scale(const struct jc_model *m);
 /*
  * out[nq, nc] = q c^T: the cosines of every row of q [nq, d] with every row of c [nc, d]
  * when both are L2-normalised. One GEMM, split across the thread pool; each value does not
- * depend on the other rows. Returns 0 or JC_ENOMEM.
+ * depend on the other rows. Returns 0, JC_ENOMEM, or what jc_blas_reserve() returns.
  */
 int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out);
 

@@ -129,7 +129,6 @@ void jc_set_threads(int n)
     pthread_mutex_lock(&pool.lock);
     pool.size = n;
     pthread_mutex_unlock(&pool.lock);
-    jc_blas_init();
 }
 
 int jc_threads(void)
@@ -474,6 +473,8 @@ int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d
 
     if (nq > INT_MAX / 64 || nc > INT_MAX || d > INT_MAX)
         return jc_fail(JC_ELIMIT, "a %zu x %zu x %zu product is too large", nq, nc, d);
+    if ((rc = jc_blas_reserve()) < 0) /* without a model, nothing has yet */
+        return rc;
     for (int i = 0; i < U; i++)
         if (br->alike >> i & 1)
             slot[slots++] = i;

@@ -539,7 +539,6 @@ int main(int argc, char **argv)
     int size;
     float mean[3], std[3];
 
-    jc_blas_fix_coretype(argv);
     jc_set_threads(0);
     int threads = jc_threads();
     peak_threads = threads;

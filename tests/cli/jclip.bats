@@ -95,9 +95,21 @@ load helper
     SkylakeX|Cooperlake|Haswell|Zen|Sandybridge) ;;
     *) skip "OpenBLAS core type $best on this CPU" ;;
     esac
-    # Pretend OpenBLAS had detected a Prescott: jclip re-executes with a real core type.
-    JCLIP_DEBUG_CORENAME=Prescott run "$JCLIP" info -m "$MODEL"
+    # OpenBLAS first loaded as a Prescott, as a misdetecting OpenBLAS would choose: jclip
+    # unloads it and loads it again with the CPU's core type, without re-executing itself.
+    JCLIP_DEBUG_CORENAME=Prescott LD_DEBUG=files run --separate-stderr "$JCLIP" info -m "$MODEL"
     [ "$status" -eq 0 ]
     [[ "$output" != *"core type Prescott"* ]]
     [[ "$output" =~ core\ type\ (SkylakeX|Cooperlake|Haswell|Sandybridge) ]]
+    [ "$(grep -c 'file=libopenblas.so.0 \[0\];  dynamically loaded by' <<< "$stderr")" -eq 2 ]
+    [ "$(grep -c 'initialize program: ' <<< "$stderr")" -eq 1 ]
+}
+
+@test "OpenBLAS is loaded only by commands that multiply matrices" {
+    LD_DEBUG=files run --separate-stderr "$JCLIP" count-tokens -m "$MODEL" "a cat"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" != *libopenblas* ]]
+    LD_DEBUG=files run --separate-stderr "$JCLIP" embed-text -m "$MODEL" "a cat"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"file=libopenblas.so.0 [0];  dynamically loaded by"* ]]
 }

@@ -161,10 +161,8 @@ static void test_configs(void **state)
         test_config(names[i]);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    (void)argc;
-    tu_fix_coretype(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_configs),

@@ -162,10 +162,8 @@ static void test_dot_matrix(void **state)
     }
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    (void)argc;
-    tu_fix_coretype(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_shapes),
         cmocka_unit_test(test_dot_matrix),

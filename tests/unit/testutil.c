@@ -73,12 +73,6 @@ double tu_max_abs(const float *a, size_t n)
     return m;
 }
 
-void tu_fix_coretype(char **argv)
-{
-    if (jc_blas_fix_coretype(argv) < 0)
-        fprintf(stderr, "warning: %s\n", jc_errmsg());
-}
-
 void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
                            const char *what)
 {

@@ -28,12 +28,6 @@ double tu_cosine(const float *a, const float *b, size_t n);
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
 double tu_max_abs(const float *a, size_t n);
 
-/*
- * Runs the test program on the OpenBLAS core type jclip itself would use (re-executing it
- * when OpenBLAS misdetected the CPU), so the suites test what users run.
- */
-void tu_fix_coretype(char **argv);
-
 /* n embeddings of d values from a batch must equal one-at-a-time runs, to the bit. */
 void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
                            const char *what);
