@@ -191,6 +191,16 @@ asan:
 	$(MAKE) BUILD=build/asan JCLIP_BIN=build/asan/jclip CFLAGS="$(SAN_FLAGS)" \
 		LDFLAGS="-fsanitize=address,undefined" NEON_TESTS= test
 
+# A report, not a test: the lines of lib/, cmd/ and kernels/ that make test runs, per file and
+# in all (gcov counts every process, the jclip runs of the bats suites included).
+COV_BUILD := build/cov
+.PHONY: coverage
+coverage:
+	rm -rf $(COV_BUILD)
+	$(MAKE) BUILD=$(COV_BUILD) JCLIP_BIN=$(COV_BUILD)/jclip CFLAGS="-O1 -g --coverage" \
+		LDFLAGS=--coverage NEON_TESTS= test
+	scripts/coverage-report $(COV_BUILD)
+
 # Fuzzing (tests/fuzz/README.md): each tests/fuzz/fuzz_<target>.c is a libFuzzer target and
 # tests/fuzz/<target>/ holds its seeds and regression inputs. fuzz-replay runs every committed
 # input once through its target built like the tests, with tests/fuzz/replay.c as main (so make
