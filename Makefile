@@ -6,9 +6,11 @@ CFLAGS   ?= -O2 -g
 JC_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration -Werror=int-conversion -pthread -MMD -MP
 JCLIP_BIN ?= jclip
 CPPFLAGS += -Ilib -Ikernels -Iscripts -I/usr/include/stb
-LDLIBS   += -ldl -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lheif -lexif -lm -lpthread
-# Only the jclip binary serves HTTP (cmd/serve.c): the library and its tests do without.
-SERVE_LIBS := -lmicrohttpd
+LDLIBS   += -ldl -lutf8proc -lcjson -ljpeg -lwebpdemux -lwebp -lexif -lm -lpthread
+# libheif, OpenBLAS and libmicrohttpd are loaded when first needed (lib/decode/heif.c,
+# lib/blas.c, cmd/serve.c); the dav1d settings constructor that lib/decode/heif.c defines
+# must then be exported by hand.
+LDLIBS   += -Wl,--export-dynamic-symbol=dav1d_default_settings
 BUILD    ?= build
 
 LIB_SRC    := $(sort $(wildcard lib/*.c lib/decode/*.c))
@@ -44,7 +46,7 @@ TEST_CFGS  := tiny tiny12
 all: $(JCLIP_BIN) $(GEN)
 
 $(JCLIP_BIN): $(CMD_OBJ) $(BUILD)/libjclip.a
-	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SERVE_LIBS)
+	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libjclip.a: $(LIB_OBJ)
 	@rm -f $@

@@ -2,6 +2,7 @@
 #include "ref.h"
 
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,7 +27,7 @@ const struct jc_kernels jc_kernels_ref = {
 };
 
 static struct jc_cpu cpu;
-static bool cpu_done;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__) || defined(__i386__)
 static uint64_t xgetbv0(void)
@@ -77,12 +78,14 @@ static void detect(struct jc_cpu *c)
 }
 #endif
 
+static void detect_cpu(void)
+{
+    detect(&cpu);
+}
+
 const struct jc_cpu *jc_cpu(void)
 {
-    if (!cpu_done) {
-        detect(&cpu);
-        cpu_done = true;
-    }
+    pthread_once(&cpu_once, detect_cpu);
     return &cpu;
 }
 
@@ -146,11 +149,8 @@ static bool runnable(const char *name)
 const struct jc_kernels *jc_kernels_select(const char *name)
 {
     static const char *const best[] = {"avx512", "avx2", "neon", "ref"};
-    static bool init;
-    if (!init) {
-        init_tables();
-        init = true;
-    }
+    static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+    pthread_once(&tables_once, init_tables);
     if (!name || !*name) {
         for (size_t i = 0; i < sizeof best / sizeof *best; i++)
             if (runnable(best[i]))
@@ -168,15 +168,19 @@ const struct jc_kernels *jc_kernels_select(const char *name)
 }
 
 static const struct jc_kernels *active;
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+
+static void choose_active(void)
+{
+    active = jc_kernels_select(getenv("JCLIP_ISA"));
+    /* an unusable JCLIP_ISA is reported by jc_isa_check(); run correctly meanwhile */
+    if (!active)
+        active = &jc_kernels_ref;
+}
 
 const struct jc_kernels *jc_kernels(void)
 {
-    if (!active) {
-        active = jc_kernels_select(getenv("JCLIP_ISA"));
-        /* an unusable JCLIP_ISA is reported by jc_isa_check(); run correctly meanwhile */
-        if (!active)
-            active = &jc_kernels_ref;
-    }
+    pthread_once(&active_once, choose_active);
     return active;
 }
 

@@ -78,7 +78,7 @@ size_t jc_attention_scratch(int head_dim)
 
 void jc_attention(const struct jc_attention *a, struct jc_attention_job *jobs, float *scratch)
 {
-    struct run r = {a, jc_kernels(), jobs, scratch, JC_ATTN_WORK(a->head_dim)};
+    struct run r = {a, jc_runtime()->kernels, jobs, scratch, JC_ATTN_WORK(a->head_dim)};
     int n = 0;
 
     for (size_t s = 0; s < a->n_seqs; s++) {

@@ -47,7 +47,7 @@ bool jc_blas_coretype_below(const char *have, const char *want)
 
 const char *jc_blas_best_coretype(void)
 {
-    const struct jc_cpu *c = jc_cpu();
+    const struct jc_cpu *c = jc_runtime()->cpu;
     if (!c->x86)
         return NULL;
     if (c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq)
@@ -79,16 +79,8 @@ const char *jc_blas_best_coretype(void)
  */
 #define OPENBLAS_SONAME "libopenblas.so.0" /* Debian's, whichever build its alternatives pick */
 
-static struct {
-    void *dl;
-    __typeof__(cblas_sgemm) *sgemm;
-    __typeof__(openblas_set_num_threads) *set_num_threads;
-    __typeof__(openblas_get_corename) *corename;
-    void *(*memory_alloc)(int procpos); /* blas_memory_alloc: exported, not in cblas.h */
-    void (*memory_free)(void *buffer);
-    char error[300]; /* why it could not be loaded, or "" */
-} ob;
-static pthread_once_t ob_once = PTHREAD_ONCE_INIT;
+/* The state, in the runtime context (lib/compute.h). */
+static struct jc_blas *const ob = &jc_rt.blas;
 
 static size_t address_space_left(void);
 
@@ -115,28 +107,29 @@ static void restore_env(const char *name, char *saved)
 
 static bool ob_open(void)
 {
-    if (!(ob.dl = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL))) {
+    if (!(ob->dl = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL))) {
         size_t left = address_space_left();
         if (left != SIZE_MAX) /* the likeliest cause under a limit */
-            snprintf(ob.error, sizeof ob.error,
+            snprintf(ob->error, sizeof ob->error,
                      "not enough memory to load OpenBLAS: the address-space limit (ulimit -v) "
                      "leaves %zu MiB: %s",
                      left >> 20, dlerror());
         else
-            snprintf(ob.error, sizeof ob.error, "cannot load OpenBLAS: %s", dlerror());
+            snprintf(ob->error, sizeof ob->error, "cannot load OpenBLAS: %s", dlerror());
         return false;
     }
-    *(void **)&ob.sgemm = dlsym(ob.dl, "cblas_sgemm");
-    *(void **)&ob.set_num_threads = dlsym(ob.dl, "openblas_set_num_threads");
-    *(void **)&ob.corename = dlsym(ob.dl, "openblas_get_corename");
-    *(void **)&ob.memory_alloc = dlsym(ob.dl, "blas_memory_alloc");
-    *(void **)&ob.memory_free = dlsym(ob.dl, "blas_memory_free");
-    if (!ob.sgemm || !ob.set_num_threads || !ob.corename || !ob.memory_alloc || !ob.memory_free) {
-        snprintf(ob.error, sizeof ob.error,
+    *(void **)&ob->sgemm = dlsym(ob->dl, "cblas_sgemm");
+    *(void **)&ob->set_num_threads = dlsym(ob->dl, "openblas_set_num_threads");
+    *(void **)&ob->corename = dlsym(ob->dl, "openblas_get_corename");
+    *(void **)&ob->memory_alloc = dlsym(ob->dl, "blas_memory_alloc");
+    *(void **)&ob->memory_free = dlsym(ob->dl, "blas_memory_free");
+    if (!ob->sgemm || !ob->set_num_threads || !ob->corename || !ob->memory_alloc ||
+        !ob->memory_free) {
+        snprintf(ob->error, sizeof ob->error,
                  "cannot load OpenBLAS: %s lacks cblas_sgemm or the OpenBLAS extensions",
                  OPENBLAS_SONAME);
-        dlclose(ob.dl);
-        ob.dl = NULL;
+        dlclose(ob->dl);
+        ob->dl = NULL;
         return false;
     }
     return true;
@@ -160,36 +153,36 @@ static void ob_load(void)
         restore_env("OPENBLAS_CORETYPE", saved);
     if (!opened)
         goto out;
-    if (unset && want && jc_blas_coretype_below(ob.corename(), want)) {
+    if (unset && want && jc_blas_coretype_below(ob->corename(), want)) {
         char *core = swap_env("OPENBLAS_CORETYPE", want);
-        dlclose(ob.dl); /* nothing of it is in use yet: it unloads, and loads anew */
+        dlclose(ob->dl); /* nothing of it is in use yet: it unloads, and loads anew */
         bool ok = ob_open();
         restore_env("OPENBLAS_CORETYPE", core);
         if (!ok)
             goto out;
     }
-    ob.set_num_threads(1);
+    ob->set_num_threads(1);
 out:
     restore_env("OPENBLAS_NUM_THREADS", threads);
 }
 
-/* OpenBLAS, loaded; NULL (ob.error says why) when it cannot be. */
+/* OpenBLAS, loaded; NULL (ob->error says why) when it cannot be. */
 static bool ob_ready(void)
 {
-    pthread_once(&ob_once, ob_load);
-    return ob.dl != NULL;
+    pthread_once(&ob->loaded, ob_load);
+    return ob->dl != NULL;
 }
 
 const char *jc_blas_corename(void)
 {
-    return ob_ready() ? ob.corename() : "none";
+    return ob_ready() ? ob->corename() : "none";
 }
 
 bool jc_blas_coretype_lowered(const char **user, const char **best)
 {
     *user = getenv("OPENBLAS_CORETYPE");
     *best = jc_blas_best_coretype();
-    return *user && **user && *best && ob_ready() && jc_blas_coretype_below(ob.corename(), *best);
+    return *user && **user && *best && ob_ready() && jc_blas_coretype_below(ob->corename(), *best);
 }
 
 static bool rlimit_finite(int resource, struct rlimit *rl)
@@ -203,9 +196,6 @@ static bool rlimit_finite(int resource, struct rlimit *rl)
  */
 #define GEMM_BUFFER_BYTES (((size_t)128 << 20) + ((size_t)64 << 10))
 #define MAX_BUFFERS       256 /* the pool's largest size */
-
-static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
-static int reserved; /* GEMM buffers known to exist in OpenBLAS's table */
 
 /* Address space still free under RLIMIT_AS, in bytes; SIZE_MAX when there is no limit. */
 static size_t address_space_left(void)
@@ -244,14 +234,14 @@ int jc_blas_reserve(void)
     int want = jc_pool_size(), got = 0, rc = 0;
 
     if (!ob_ready())
-        return jc_fail(JC_EIO, "%s", ob.error);
+        return jc_fail(JC_EIO, "%s", ob->error);
     if (want > MAX_BUFFERS)
         want = MAX_BUFFERS;
-    pthread_mutex_lock(&reserve_lock);
-    if (reserved >= want)
+    pthread_mutex_lock(&ob->reserve_lock);
+    if (ob->reserved >= want)
         goto out;
     size_t left = address_space_left();
-    for (; got < want - reserved; got++) {
+    for (; got < want - ob->reserved; got++) {
         probe[got] = mmap(NULL, GEMM_BUFFER_BYTES, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (probe[got] == MAP_FAILED)
@@ -260,8 +250,8 @@ int jc_blas_reserve(void)
     int err = errno;
     for (int i = 0; i < got; i++)
         munmap(probe[i], GEMM_BUFFER_BYTES);
-    if (got < want - reserved) {
-        size_t mib = (size_t)(want - reserved) * (GEMM_BUFFER_BYTES >> 20);
+    if (got < want - ob->reserved) {
+        size_t mib = (size_t)(want - ob->reserved) * (GEMM_BUFFER_BYTES >> 20);
         char why[80];
         if (left != SIZE_MAX)
             snprintf(why, sizeof why, "the address-space limit (ulimit -v) leaves %zu MiB",
@@ -276,12 +266,12 @@ int jc_blas_reserve(void)
     /* held all at once, each is a buffer of its own; freed, they stay in the table */
     void *held[MAX_BUFFERS];
     for (int i = 0; i < want; i++)
-        held[i] = ob.memory_alloc(0);
+        held[i] = ob->memory_alloc(0);
     for (int i = 0; i < want; i++)
-        ob.memory_free(held[i]);
-    reserved = want;
+        ob->memory_free(held[i]);
+    ob->reserved = want;
 out:
-    pthread_mutex_unlock(&reserve_lock);
+    pthread_mutex_unlock(&ob->reserve_lock);
     return rc;
 }
 
@@ -291,8 +281,8 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
     /* jc_blas_reserve(), which every tower runs first, has said why it could not be loaded */
     if (!ob_ready())
         abort();
-    ob.sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
-             lda, b, ldb, beta, c, ldc);
+    ob->sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+              lda, b, ldb, beta, c, ldc);
 }
 
 /*
@@ -310,9 +300,6 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
 enum { PROBE_M = 192, PROBE_N = 96, PROBE_K = 512, PROBE_MIN = 48 };
 
 static const int unrolls[] = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64};
-
-static struct jc_blas_rows rows_found = {.unroll = 64, .alike = 1};
-static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
 
 /* C[m, n] = bias + a b^T (beta 1 on C filled with the bias) or a b^T, as jc_linear calls. */
 static void probe_call(int m, int n, const float *a, const float *b, const float *bias, float *c)
@@ -394,11 +381,10 @@ static bool probe_shifts(const float *a, const float *b, const float *bias, floa
 }
 
 /*
- * The probe's operands, in one block that a static points to while the probe runs: a
+ * The probe's operands, in one block that ob->probe_mem points to while the probe runs: a
  * process killed by a signal in the middle (Ctrl-C during the first batch) leaves it
  * reachable, not lost, in a leak checker's eyes.
  */
-static float *probe_mem;
 
 static void probe_rows(void)
 {
@@ -407,11 +393,11 @@ static void probe_rows(void)
     struct jc_blas_rows r = {.cols = true};
     uint32_t x = 0x9e3779b9u;
 
-    probe_mem = malloc((na + nb + 2 * nc + PROBE_N) * sizeof *probe_mem);
+    ob->probe_mem = malloc((na + nb + 2 * nc + PROBE_N) * sizeof *ob->probe_mem);
     /* no memory to tell: rows in groups of 64 and no column blocks, the likeliest to hold */
-    if (!probe_mem || jc_blas_reserve() < 0)
+    if (!ob->probe_mem || jc_blas_reserve() < 0)
         goto out;
-    float *a = probe_mem, *b = a + na, *ref = b + nb, *c = ref + nc, *bias = c + nc;
+    float *a = ob->probe_mem, *b = a + na, *ref = b + nb, *c = ref + nc, *bias = c + nc;
     /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
     for (size_t i = 0; i < na + nb + PROBE_N; i++, x = x * 1664525u + 1013904223u) {
         float v = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
@@ -429,22 +415,22 @@ static void probe_rows(void)
     /* Both ways jc_linear calls: beta 0 without a bias, beta 1 onto a bias. */
     r.invariant = probe_shifts(a, b, NULL, ref, c, &r) && probe_shifts(a, b, bias, ref, c, &r);
     if (r.invariant)
-        rows_found = r;
+        ob->rows = r;
 out:
-    free(probe_mem);
-    probe_mem = NULL;
+    free(ob->probe_mem);
+    ob->probe_mem = NULL;
 }
 
 const struct jc_blas_rows *jc_blas_rows(void)
 {
-    pthread_once(&rows_once, probe_rows);
-    return &rows_found;
+    pthread_once(&ob->probed, probe_rows);
+    return &ob->rows;
 }
 
 void jc_blas_set_rows(const struct jc_blas_rows *r)
 {
-    pthread_once(&rows_once, probe_rows);
-    rows_found = *r;
+    pthread_once(&ob->probed, probe_rows);
+    ob->rows = *r;
 }
 
 bool jc_blas_batch_invariant(void)
@@ -468,8 +454,8 @@ static void peak_job(void *arg, int job, int thread)
     const struct peak_run *p = arg;
     int r0 = job * p->rows, nr = p->n - r0 < p->rows ? p->n - r0 : p->rows;
     (void)thread;
-    ob.sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, p->n, p->n, 1, p->a + (size_t)r0 * p->n,
-             p->n, p->b, p->n, 0, p->c + (size_t)r0 * p->n, p->n);
+    ob->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, p->n, p->n, 1, p->a + (size_t)r0 * p->n,
+              p->n, p->b, p->n, 0, p->c + (size_t)r0 * p->n, p->n);
 }
 
 double jc_blas_peak_gflops(int threads, int n)
@@ -491,11 +477,11 @@ double jc_blas_peak_gflops(int threads, int n)
      */
     struct peak_run p = {a, b, c, n, (n + threads - 1) / threads};
     for (int way = 0; way < 2; way++) {
-        ob.set_num_threads(way == 0 ? threads : 1);
+        ob->set_num_threads(way == 0 ? threads : 1);
         for (int rep = 0; rep <= 5; rep++) { /* the first run warms up */
             double t0 = jc_seconds();
             if (way == 0)
-                ob.sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+                ob->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
             else
                 jc_pool_run(threads, peak_job, &p);
             double g = 2.0 * n * n * n / (jc_seconds() - t0) * 1e-9;
@@ -503,7 +489,7 @@ double jc_blas_peak_gflops(int threads, int n)
                 best = g;
         }
     }
-    ob.set_num_threads(1);
+    ob->set_num_threads(1);
 out:
     free(a);
     free(b);

@@ -2,6 +2,8 @@
 #ifndef JCLIP_COMPUTE_H
 #define JCLIP_COMPUTE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,8 +35,65 @@ const struct jc_blas_rows *jc_blas_rows(void);
 /* Replaces what the probe found (after probing), for a benchmark of the unaligned layout. */
 void jc_blas_set_rows(const struct jc_blas_rows *r);
 
-/* Runs fn(arg, job, thread) for job = 0..n_jobs-1 across the pool; returns when all are done. */
+/* A job of jc_pool_run: fn(arg, job, thread). */
 typedef void (*jc_job_fn)(void *arg, int job, int thread);
+
+#define JC_MAX_THREADS 256
+
+/* lib/pool.c's state: the workers, the run they are on, each thread's share of the rows. */
+struct jc_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int size;    /* threads including the caller; 0 until set */
+    int started; /* workers created */
+    unsigned generation;
+    int busy; /* workers still in the current run */
+    jc_job_fn fn;
+    void *arg;
+    int n_jobs;
+    bool bound; /* job j runs on thread j */
+    atomic_int next;
+    double share[JC_MAX_THREADS]; /* of the rows, summing to 1 over the pool's threads */
+    int share_threads;
+};
+
+/* lib/blas.c's state: OpenBLAS, loaded on the first product, and what its probe found. */
+struct jc_blas {
+    pthread_once_t loaded;
+    void *dl; /* NULL until loaded, and when it cannot be (error says why) */
+    void (*sgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                  const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                  int ldc); /* cblas_sgemm, its enums passed as the ints they are */
+    void (*set_num_threads)(int n);
+    char *(*corename)(void);
+    void *(*memory_alloc)(int procpos); /* blas_memory_alloc: exported, not in cblas.h */
+    void (*memory_free)(void *buffer);
+    char error[300];
+    pthread_mutex_t reserve_lock;
+    int reserved; /* GEMM buffers known to exist in OpenBLAS's table */
+    pthread_once_t probed;
+    struct jc_blas_rows rows;
+    float *probe_mem; /* the probe's operands while it runs */
+};
+
+/*
+ * The one runtime context of the process: the CPU's features and the kernel table chosen
+ * for it (set once, by jc_runtime()), the thread pool and the BLAS state, each with its own
+ * locks. Besides it, lib/ keeps only each thread's last error (error.c), the temporary
+ * files a signal must remove (afile.c) and libcurl, loaded on the first fetch (curl.c).
+ */
+struct jc_runtime {
+    const struct jc_cpu *cpu;
+    const struct jc_kernels *kernels;
+    struct jc_pool pool;
+    struct jc_blas blas;
+};
+extern struct jc_runtime jc_rt;
+
+/* The context, its CPU and kernel table chosen (once, whichever thread asks first). */
+const struct jc_runtime *jc_runtime(void);
+
+/* Runs fn(arg, job, thread) for job = 0..n_jobs-1 across the pool; returns when all are done. */
 void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg);
 
 /* Seconds on the monotonic clock. */

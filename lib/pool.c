@@ -19,8 +19,6 @@
 #include <xmmintrin.h>
 #endif
 
-#define MAX_THREADS 256
-
 /*
  * Every job runs with subnormal floats flushed to zero (x86: MXCSR FTZ and DAZ; aarch64:
  * FPCR.FZ). A subnormal operand or result costs a microcode assist of a hundred cycles or
@@ -56,34 +54,16 @@ static void fp_restore(fpstate old)
 #endif
 }
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    int size;    /* threads including the caller */
-    int started; /* workers created */
-    unsigned generation;
-    int busy; /* workers still in the current run */
-    jc_job_fn fn;
-    void *arg;
-    int n_jobs;
-    bool bound; /* job j runs on thread j */
-    atomic_int next;
-} pool = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
-    .wake = PTHREAD_COND_INITIALIZER,
-    .done = PTHREAD_COND_INITIALIZER,
-};
-
 static void drain(int thread)
 {
     int job;
-    if (pool.bound) {
-        if (thread < pool.n_jobs)
-            pool.fn(pool.arg, thread, thread);
+    if (jc_rt.pool.bound) {
+        if (thread < jc_rt.pool.n_jobs)
+            jc_rt.pool.fn(jc_rt.pool.arg, thread, thread);
         return;
     }
-    while ((job = atomic_fetch_add(&pool.next, 1)) < pool.n_jobs)
-        pool.fn(pool.arg, job, thread);
+    while ((job = atomic_fetch_add(&jc_rt.pool.next, 1)) < jc_rt.pool.n_jobs)
+        jc_rt.pool.fn(jc_rt.pool.arg, job, thread);
 }
 
 static void *worker(void *p)
@@ -93,16 +73,16 @@ static void *worker(void *p)
 
     fp_flush_subnormals(); /* for the thread's life: it runs nothing but jobs */
 
-    pthread_mutex_lock(&pool.lock);
+    pthread_mutex_lock(&jc_rt.pool.lock);
     for (;;) {
-        while (pool.generation == seen || thread >= pool.size)
-            pthread_cond_wait(&pool.wake, &pool.lock);
-        seen = pool.generation;
-        pthread_mutex_unlock(&pool.lock);
+        while (jc_rt.pool.generation == seen || thread >= jc_rt.pool.size)
+            pthread_cond_wait(&jc_rt.pool.wake, &jc_rt.pool.lock);
+        seen = jc_rt.pool.generation;
+        pthread_mutex_unlock(&jc_rt.pool.lock);
         drain(thread);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.busy == 0)
-            pthread_cond_signal(&pool.done);
+        pthread_mutex_lock(&jc_rt.pool.lock);
+        if (--jc_rt.pool.busy == 0)
+            pthread_cond_signal(&jc_rt.pool.done);
     }
     return NULL;
 }
@@ -117,25 +97,25 @@ static int default_threads(void)
     cpu_set_t set;
     long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
                                                          : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+    return n < 1 ? 1 : n > JC_MAX_THREADS ? JC_MAX_THREADS : (int)n;
 }
 
 void jc_set_threads(int n)
 {
     if (n <= 0)
         n = default_threads();
-    if (n > MAX_THREADS)
-        n = MAX_THREADS;
-    pthread_mutex_lock(&pool.lock);
-    pool.size = n;
-    pthread_mutex_unlock(&pool.lock);
+    if (n > JC_MAX_THREADS)
+        n = JC_MAX_THREADS;
+    pthread_mutex_lock(&jc_rt.pool.lock);
+    jc_rt.pool.size = n;
+    pthread_mutex_unlock(&jc_rt.pool.lock);
 }
 
 int jc_threads(void)
 {
-    if (!pool.size)
+    if (!jc_rt.pool.size)
         jc_set_threads(0);
-    return pool.size;
+    return jc_rt.pool.size;
 }
 
 int jc_pool_size(void)
@@ -157,31 +137,31 @@ static int run(int n_jobs, jc_job_fn fn, void *arg, bool bound)
         fp_restore(caller);
         return 0;
     }
-    pthread_mutex_lock(&pool.lock);
-    while (pool.started < size - 1) {
+    pthread_mutex_lock(&jc_rt.pool.lock);
+    while (jc_rt.pool.started < size - 1) {
         pthread_t t;
-        if (pthread_create(&t, NULL, worker, (void *)(intptr_t)(pool.started + 1)) != 0)
+        if (pthread_create(&t, NULL, worker, (void *)(intptr_t)(jc_rt.pool.started + 1)) != 0)
             break; /* run with the threads we have */
         pthread_detach(t);
-        pool.started++;
+        jc_rt.pool.started++;
     }
-    workers = pool.started < size - 1 ? pool.started : size - 1;
-    pool.fn = fn;
-    pool.arg = arg;
-    pool.n_jobs = n_jobs;
-    pool.bound = bound;
-    atomic_store(&pool.next, 0);
-    pool.busy = workers;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
+    workers = jc_rt.pool.started < size - 1 ? jc_rt.pool.started : size - 1;
+    jc_rt.pool.fn = fn;
+    jc_rt.pool.arg = arg;
+    jc_rt.pool.n_jobs = n_jobs;
+    jc_rt.pool.bound = bound;
+    atomic_store(&jc_rt.pool.next, 0);
+    jc_rt.pool.busy = workers;
+    jc_rt.pool.generation++;
+    pthread_cond_broadcast(&jc_rt.pool.wake);
+    pthread_mutex_unlock(&jc_rt.pool.lock);
 
     drain(0);
 
-    pthread_mutex_lock(&pool.lock);
-    while (pool.busy > 0)
-        pthread_cond_wait(&pool.done, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_lock(&jc_rt.pool.lock);
+    while (jc_rt.pool.busy > 0)
+        pthread_cond_wait(&jc_rt.pool.done, &jc_rt.pool.lock);
+    pthread_mutex_unlock(&jc_rt.pool.lock);
     if (bound) /* the jobs of threads that could not be started */
         for (int j = workers + 1; j < n_jobs; j++)
             fn(arg, j, 0);
@@ -236,7 +216,7 @@ static int round_up(int n, int to)
  */
 static float start_block(const struct linear_job *l, float *c, int ldc, int nr, int c0, int nc)
 {
-    const struct jc_kernels *k = jc_kernels();
+    const struct jc_kernels *k = jc_runtime()->kernels;
     if (!l->b)
         return l->acc ? 1.0f : 0.0f;
     for (int r = 0; r < nr; r++) {
@@ -295,8 +275,6 @@ static void col_block(void *p, int job, int thread)
  * waiting at the end of every product. Each thread's rate on the products so far sets its
  * share of the next one's rows; the cut changes no bit.
  */
-static double share[MAX_THREADS]; /* of the rows, summing to 1 over the pool's threads */
-static int share_threads;
 
 double jc_seconds(void)
 {
@@ -311,15 +289,15 @@ double jc_seconds(void)
  */
 static void cut_rows(int *cut, int rows, int threads, int least, int unit)
 {
-    if (share_threads != threads) {
+    if (jc_rt.pool.share_threads != threads) {
         for (int t = 0; t < threads; t++)
-            share[t] = 1.0 / threads;
-        share_threads = threads;
+            jc_rt.pool.share[t] = 1.0 / threads;
+        jc_rt.pool.share_threads = threads;
     }
     double sum = 0;
     cut[0] = 0;
     for (int t = 0; t < threads; t++) {
-        sum += share[t];
+        sum += jc_rt.pool.share[t];
         cut[t + 1] = (int)(rows * sum / unit + 0.5) * unit;
     }
     for (int t = 0; t < threads; t++) /* at least `least` each, from both ends */
@@ -333,15 +311,15 @@ static void cut_rows(int *cut, int rows, int threads, int least, int unit)
 
 void jc_linear_set_shares(const double *shares, int threads)
 {
-    for (int t = 0; t < threads && t < MAX_THREADS; t++)
-        share[t] = shares[t];
-    share_threads = threads;
+    for (int t = 0; t < threads && t < JC_MAX_THREADS; t++)
+        jc_rt.pool.share[t] = shares[t];
+    jc_rt.pool.share_threads = threads;
 }
 
 /* Folds the threads' rates on the last product into their shares, halfway. */
 static void update_shares(const int *cut, const double *secs, int threads)
 {
-    double rate[MAX_THREADS], total = 0;
+    double rate[JC_MAX_THREADS], total = 0;
     for (int t = 0; t < threads; t++) {
         if (secs[t] <= 0)
             return;
@@ -350,12 +328,13 @@ static void update_shares(const int *cut, const double *secs, int threads)
     }
     double sum = 0;
     for (int t = 0; t < threads; t++) {
-        double s = 0.5 * share[t] + 0.5 * rate[t] / total, lo = 0.5 / threads, hi = 1.5 / threads;
-        share[t] = s < lo ? lo : s > hi ? hi : s;
-        sum += share[t];
+        double s = 0.5 * jc_rt.pool.share[t] + 0.5 * rate[t] / total, lo = 0.5 / threads,
+               hi = 1.5 / threads;
+        jc_rt.pool.share[t] = s < lo ? lo : s > hi ? hi : s;
+        sum += jc_rt.pool.share[t];
     }
     for (int t = 0; t < threads; t++)
-        share[t] /= sum;
+        jc_rt.pool.share[t] /= sum;
 }
 
 static void shared_block(void *p, int job, int thread)
@@ -415,8 +394,8 @@ static void linear(const float *x, int rows, int in, const float *w, const float
         return;
     }
     if (threads > 1 && whole >= threads * LINEAR_MIN_ROWS && whole >= threads * least) {
-        int cut[MAX_THREADS + 1];
-        double secs[MAX_THREADS] = {0};
+        int cut[JC_MAX_THREADS + 1];
+        double secs[JC_MAX_THREADS] = {0};
         l.cut = cut;
         l.secs = secs;
         l.rows = whole;

@@ -127,7 +127,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     if ((rc = jc_blas_reserve()) < 0)
         return rc;
     w.t = t;
-    w.k = jc_kernels();
+    w.k = jc_runtime()->kernels;
     w.D = D;
     w.I = I;
     /* Each text starts at a multiple of the GEMM unroll, so batching changes no bit. */

@@ -162,7 +162,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     if (n > (1u << 16))
         return jc_fail(JC_ELIMIT, "a batch of %zu images is too large", n);
     w.v = v;
-    w.k = jc_kernels();
+    w.k = jc_runtime()->kernels;
     w.W = W;
     w.Hm = v->dims.mlp_hidden;
     w.n_tok = g * g + 1;

@@ -23,6 +23,10 @@
 #include <string.h>
 
 #define STB_IMAGE_IMPLEMENTATION
+/* stb's API private to this file, so what jclip never calls (the stdio and 16-bit loaders,
+ * zlib, the flip and iPhone settings) is dropped by the compiler instead of linked */
+#define STB_IMAGE_STATIC
+#define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 /* Only formats Pillow reads as well, and fewer parsers for hostile input to reach: JPEG
  * and PNM have decoders of their own (jpeg.c, pnm.c). */
@@ -60,6 +64,9 @@ static void *stbi_realloc_zeroed(void *p, size_t old_size, size_t new_size)
 #include <stb_image.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
+/* stb 2.27 declares stbi_set_unpremultiply_on_load_thread and never defines it, which
+ * STB_IMAGE_STATIC turns into a warning at the end of the file */
+#pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 
 enum format { FMT_UNKNOWN, FMT_PNG, FMT_GIF, FMT_BMP, FMT_TGA };
