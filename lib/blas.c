@@ -50,6 +50,11 @@ const char *jc_blas_best_coretype(void)
     const struct jc_cpu *c = jc_runtime()->cpu;
     if (!c->x86)
         return NULL;
+#ifdef JC_NO_FMA
+    /* make valgrind's build, whose kernels avoid FMA as OpenBLAS's AVX ones do under it */
+    if (c->avx)
+        return "Sandybridge";
+#endif
     if (c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq)
         return c->avx512bf16 ? "Cooperlake" : "SkylakeX";
     if (c->avx2 && c->fma)

@@ -101,8 +101,10 @@ load helper
     [ "$status" -eq 0 ]
     [[ "$output" != *"core type Prescott"* ]]
     [[ "$output" =~ core\ type\ (SkylakeX|Cooperlake|Haswell|Sandybridge) ]]
-    [ "$(grep -c 'file=libopenblas.so.0 \[0\];  dynamically loaded by' <<< "$stderr")" -eq 2 ]
-    [ "$(grep -c 'initialize program: ' <<< "$stderr")" -eq 1 ]
+    # under make valgrind the wrapper's shell and valgrind itself load libraries too
+    [ -n "${JCLIP_REAL:-}" ] ||
+        [ "$(grep -c 'file=libopenblas.so.0 \[0\];  dynamically loaded by' <<< "$stderr")" -eq 2 ]
+    [ -n "${JCLIP_REAL:-}" ] || [ "$(grep -c 'initialize program: ' <<< "$stderr")" -eq 1 ]
 }
 
 @test "OpenBLAS is loaded only by commands that multiply matrices" {
