@@ -35,6 +35,7 @@
 #include "photo.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
@@ -513,6 +514,24 @@ int main(int argc, char **argv)
         printf("%.9g\n", jc_blas_peak_gflops(jc_threads(), 2048));
         return 0;
     }
+    /*
+     * The child that measures a command's peak RSS, as time(1) does: spawned from this small
+     * process, the command's ru_maxrss is its own (spawned from the bench, it would also count
+     * the bench's pages, which a vfork-style spawn shares until exec). Prints it in kB.
+     */
+    if (argc > 2 && !strcmp(argv[1], "--maxrss")) {
+        pid_t pid;
+        int status;
+        struct rusage ru;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        if (posix_spawn(&pid, argv[2], &fa, NULL, argv + 2, environ) != 0 ||
+            wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+            return 1;
+        printf("%ld\n", ru.ru_maxrss);
+        return 0;
+    }
     /* The child of the long-text row: time one 8192-token text, print it, exit. */
     if (argc == 3 && !strcmp(argv[1], "--long-text")) {
         jc_set_threads(0);
@@ -638,15 +657,22 @@ int main(int argc, char **argv)
     char *cap[] = {(char *)bin, "embed-text", "-m", (char *)dir, "a photo of a cat", NULL};
     first_output(cap, &ru);
     double best = 1e30;
-    long cap_rss = 0;
     for (int r = 0; r < 5; r++) {
         double t = first_output(cap, &ru);
         if (t >= 0 && t < best)
             best = t;
-        cap_rss = ru.ru_maxrss > cap_rss ? ru.ru_maxrss : cap_rss;
     }
     row("process start to first caption embedding", best * 1e3, "ms", -1);
     /* the target: no more than the text weights, mapped, and 64 MB */
+    char cmd[4096];
+    long cap_rss = 0;
+    snprintf(cmd, sizeof cmd, "/proc/%d/exe --maxrss '%s' embed-text -m '%s' 'a photo of a cat'",
+             (int)getpid(), bin, dir);
+    FILE *p = popen(cmd, "r");
+    if (!p || fscanf(p, "%ld", &cap_rss) != 1)
+        cap_rss = 0;
+    if (p)
+        pclose(p);
     static char cap_note[64];
     snprintf(cap_note, sizeof cap_note, "text weights + %.1f MB",
              cap_rss / 1024.0 - in.text.params * 4 / 1048576.0);
