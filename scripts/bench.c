@@ -674,7 +674,7 @@ int main(int argc, char **argv)
     if (p)
         pclose(p);
     static char cap_note[64];
-    snprintf(cap_note, sizeof cap_note, "text weights + %.1f MB",
+    snprintf(cap_note, sizeof cap_note, "text weights %+.1f MB",
              cap_rss / 1024.0 - in.text.params * 4 / 1048576.0);
     row_note("  its peak RSS (ru_maxrss)", cap_rss / 1024.0, "MB", -1, cap_note);
 
