@@ -217,3 +217,20 @@ all_fail() {
     [ "${#stderr_lines[@]}" -eq 1 ]
     [[ "$stderr" == "jclip embed-image: cannot decode '$h': HEIF image over libheif's size limits ("*"100000x100000"*")" ]]
 }
+
+@test "a libheif that cannot be loaded: each HEIF file is one error naming it, the rest decode" {
+    # found first on LD_LIBRARY_PATH, a libheif.so.1 that is not a library: dlopen fails
+    mkdir "$BATS_TEST_TMPDIR/lib"
+    : > "$BATS_TEST_TMPDIR/lib/libheif.so.1"
+    f="$BATS_TEST_TMPDIR/a.heic"
+    printf '\0\0\0\030ftypheic\0\0\0\0mif1heic' > "$f"
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" run --separate-stderr "$JCLIP" embed-image -m "$MODEL" \
+        --keep-going "$f" "$IMAGES/coffee.png"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 2 ]
+    why="cannot decode '$f': HEIF and AVIF need libheif ($BATS_TEST_TMPDIR/lib/libheif.so.1: file too short)"
+    [ "$(jq -r .error <<< "${lines[0]}")" = "$why" ]
+    [ "$(jq '.embedding | length' <<< "${lines[1]}")" -eq 128 ]
+    [ "${stderr_lines[0]}" = "jclip embed-image: $why" ]
+    [ "${stderr_lines[1]}" = "jclip embed-image: 1 of 2 images skipped" ]
+}

@@ -115,3 +115,16 @@ load helper
     [ "$status" -eq 0 ]
     [[ "$stderr" == *"file=libopenblas.so.0 [0];  dynamically loaded by"* ]]
 }
+
+@test "an OpenBLAS that cannot be loaded: the towers fail in one line, the tokenizer still runs" {
+    mkdir "$BATS_TEST_TMPDIR/lib"
+    : > "$BATS_TEST_TMPDIR/lib/libopenblas.so.0"
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" run --separate-stderr "$JCLIP" embed-text -m "$MODEL" hi
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [ "$stderr" = "jclip embed-text: cannot load OpenBLAS: $BATS_TEST_TMPDIR/lib/libopenblas.so.0: file too short" ]
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" run --separate-stderr "$JCLIP" count-tokens -m "$MODEL" hi
+    [ "$status" -eq 0 ]
+    [ "$output" = 3 ]
+    [ -z "$stderr" ]
+}

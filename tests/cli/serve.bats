@@ -417,3 +417,12 @@ PY
     [ "$status" -eq 0 ]
     [[ "$output" == "usage: jclip serve"* ]]
 }
+
+@test "a libmicrohttpd that cannot be loaded: serve exits 1 in one line" {
+    mkdir "$BATS_TEST_TMPDIR/lib"
+    : > "$BATS_TEST_TMPDIR/lib/libmicrohttpd.so.12"
+    LD_LIBRARY_PATH="$BATS_TEST_TMPDIR/lib" run --separate-stderr "$JCLIP" serve -m "$MODEL" --port 0
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [ "$stderr" = "jclip serve: cannot load libmicrohttpd, which serve needs: $BATS_TEST_TMPDIR/lib/libmicrohttpd.so.12: file too short" ]
+}
