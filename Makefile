@@ -41,7 +41,7 @@ GEN        := $(BUILD)/jclip-gen-model
 MODELS     := tests/models
 TEST_CFGS  := tiny tiny12
 
-.PHONY: all clean install test test-haswell test-unit test-neon test-neon-golden test-golden test-cli test-full check-style models \
+.PHONY: all clean install test test-haswell test-best test-unit test-neon test-neon-golden test-golden test-cli test-full check-style models \
 	demo bench asan valgrind
 all: $(JCLIP_BIN) $(GEN)
 
@@ -78,7 +78,7 @@ models: $(TEST_CFGS:%=$(MODELS)/%/model.safetensors)
 # Tests run under LC_ALL=C from the top of the tree.
 export LC_ALL := C
 
-test: test-unit test-cli test-haswell
+test: test-unit test-cli test-haswell test-best
 
 # The golden conformance suite runs once per kernel table this machine can run.
 GOLDEN_BIN := $(BUILD)/tests/test_golden $(BUILD)/tests/test_vision
@@ -157,6 +157,20 @@ ifneq ($(filter x86_64%,$(ARCH)),)
 		bats --filter '$(HASWELL_FILTER)' $(HASWELL_CLI)
 else
 	@echo "test-haswell: not an x86-64 machine"
+endif
+
+# The same once more on OpenBLAS's own pick for this CPU where the environment sets
+# OPENBLAS_CORETYPE (as on machines that pin Haswell's kernels): there, on AVX-512 CPUs,
+# products of few rows leave OpenBLAS for the kernels' linear_few (lib/pool.c), and a row's
+# bits must still be the same whatever its batch.
+test-best: $(UNIT_BIN) $(JCLIP_BIN) models
+ifneq ($(OPENBLAS_CORETYPE),)
+	@set -e; for t in $(BUILD)/tests/test_linear $(GOLDEN_BIN); do \
+	    echo "== $$t, OPENBLAS_CORETYPE unset"; env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $$t; done
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE JCLIP="$(abspath $(JCLIP_BIN))" \
+		bats --filter '$(HASWELL_FILTER)' $(HASWELL_CLI)
+else
+	@echo "test-best: OPENBLAS_CORETYPE is not set, so the runs above used OpenBLAS's own pick"
 endif
 
 # jclip(1)'s PIPELINES across hosts: three ssh hosts made of network namespaces of this

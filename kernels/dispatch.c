@@ -24,6 +24,7 @@ const struct jc_kernels jc_kernels_ref = {
     .attention = jc_attention_ref,
     .rope = jc_rope_ref,
     .mean_pool = jc_mean_pool_ref,
+    .linear_few = jc_linear_few_ref,
 };
 
 static struct jc_cpu cpu;
@@ -107,6 +108,7 @@ static void init_tables(void)
     table_avx2.attention = jc_attention_avx2;
     table_avx2.rope = jc_rope_avx2;
     table_avx2.mean_pool = jc_mean_pool_avx2;
+    table_avx2.linear_few = jc_linear_few_avx2;
 #endif
     /* An AVX-512 machine runs the AVX2 kernels where it has no wider ones. */
     table_avx512 = table_avx2;
@@ -118,6 +120,7 @@ static void init_tables(void)
     table_avx512.attention = jc_attention_avx512;
     table_avx512.rope = jc_rope_avx512;
     table_avx512.mean_pool = jc_mean_pool_avx512;
+    table_avx512.linear_few = jc_linear_few_avx512;
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
@@ -129,6 +132,7 @@ static void init_tables(void)
     table_neon.attention = jc_attention_neon;
     table_neon.rope = jc_rope_neon;
     table_neon.mean_pool = jc_mean_pool_neon;
+    table_neon.linear_few = jc_linear_few_neon;
 #endif
 }
 
@@ -194,5 +198,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->attention != jc_kernels_ref.attention;
     n += k->rope != jc_kernels_ref.rope;
     n += k->mean_pool != jc_kernels_ref.mean_pool;
+    n += k->linear_few != jc_kernels_ref.linear_few;
     return n;
 }

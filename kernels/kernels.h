@@ -32,6 +32,9 @@ struct jc_attn_head {
     float scale, slope; /* slope 0: no ALiBi */
 };
 
+/* The most rows (and the largest row pitch) of a product of few rows, the linear_few slot. */
+#define JC_FEW_ROWS 64
+
 #define JC_ATTN_ROWS 64 /* query rows an attention kernel holds state for at once */
 #define JC_ATTN_KEYS 64 /* the most keys in one tile of scores */
 
@@ -84,6 +87,18 @@ struct jc_kernels {
      */
     void (*mean_pool)(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                       int n);
+
+    /*
+     * A product of few rows, in OpenBLAS's order: for r < m and j < n, with K cut into
+     * blocks (block b holds k = ends[b - 1] .. ends[b] - 1, ends[-1] = 0), each block's sum
+     * s = fma(xt[k * mp + r], w[j * ldw + k], s) from s = 0 over its k in order, then
+     * c[r * ldc + j] += s, block after block. xt is x transposed, [ends[blocks - 1]][mp],
+     * mp a multiple of 16 up to JC_FEW_ROWS, and its rows m .. mp - 1 must be finite (they
+     * are computed and not stored). Each element's arithmetic is fixed, so every table gives
+     * the reference's bits whatever m, n or the block of columns.
+     */
+    void (*linear_few)(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
+                       int n, const int *ends, int blocks);
 };
 
 /* The reference table (scalar C, the oracle every other table is tested against). */

@@ -14,6 +14,8 @@ void jc_rope_neon(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_neon(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                        int n);
 
+void jc_linear_few_neon(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
+                        int n, const int *ends, int blocks);
 void jc_attention_neon(const struct jc_attn_head *a, float *work);
 
 #endif

@@ -14,5 +14,7 @@ void jc_attention_ref(const struct jc_attn_head *a, float *work);
 void jc_rope_ref(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_ref(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                       int n);
+void jc_linear_few_ref(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
+                       int n, const int *ends, int blocks);
 
 #endif

@@ -22,6 +22,11 @@ void jc_rope_avx512(float *x, const float *c, const float *s, int n);
 void jc_mean_pool_avx512(float *out, const float *x, size_t ld, const uint8_t *mask, size_t rows,
                          int n);
 
+void jc_linear_few_avx2(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
+                        int n, const int *ends, int blocks);
+void jc_linear_few_avx512(float *c, int ldc, const float *xt, int mp, int m, const float *w,
+                          int ldw, int n, const int *ends, int blocks);
+
 void jc_attention_avx2(const struct jc_attn_head *a, float *work);
 void jc_attention_avx512(const struct jc_attn_head *a, float *work);
 

@@ -385,6 +385,87 @@ static bool probe_shifts(const float *a, const float *b, const float *bias, floa
     return true;
 }
 
+int jc_blas_kblocks(int k, int q, int *ends)
+{
+    int n = 0;
+    for (int k0 = 0; k0 < k && n < JC_BLAS_KBLOCKS;) {
+        int left = k - k0, len = left;
+        if (left >= 2 * q)
+            len = q;
+        else if (left > q)
+            len = (left / 2 + 15) / 16 * 16;
+        k0 += len;
+        ends[n++] = k0;
+    }
+    return n;
+}
+
+/*
+ * OpenBLAS's K block, if the few-rows kernel gives its bits with one of the blocks measured
+ * (0.3.21: 320 for Cooperlake and SapphireRapids, 448 for SkylakeX; Haswell's kernels round
+ * rows 0-5 of a group at the edges of a block of columns otherwise, and match none): rows of
+ * a call past the small-matrix path, onto a bias and from zero, for a K cut into three blocks
+ * by every candidate and for a K under all of them; else 0.
+ */
+enum { KPROBE_ROWS = 16, KPROBE_N = 48 };
+
+static bool few_matches(int q, int k, const float *a, const float *b, const float *bias,
+                        const float *ref, float *xt, float *c)
+{
+    int ends[JC_BLAS_KBLOCKS], blocks = jc_blas_kblocks(k, q, ends);
+    for (int i = 0; i < k; i++)
+        for (int r = 0; r < KPROBE_ROWS; r++)
+            xt[(size_t)i * KPROBE_ROWS + r] = a[(size_t)r * k + i];
+    for (int r = 0; r < KPROBE_ROWS; r++)
+        for (int j = 0; j < KPROBE_N; j++)
+            c[r * KPROBE_N + j] = bias ? bias[j] : 0;
+    jc_runtime()->kernels->linear_few(c, KPROBE_N, xt, KPROBE_ROWS, KPROBE_ROWS, b, k, KPROBE_N,
+                                      ends, blocks);
+    return !memcmp(c, ref, (size_t)KPROBE_ROWS * KPROBE_N * sizeof *c);
+}
+
+static int probe_kblock(const float *bias)
+{
+    static const int cands[] = {320, 448, 256, 384, 512, 640};
+    static const int ks[] = {1000, 40};
+    int q = 0;
+    for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
+        const int k = ks[t], m = (int)(JC_BLAS_MNK_MIN / ((size_t)k * KPROBE_N)) + 1;
+        float *a = malloc(((size_t)m * k + (size_t)KPROBE_N * k + (size_t)m * KPROBE_N +
+                           (size_t)k * KPROBE_ROWS + KPROBE_ROWS * KPROBE_N) *
+                          sizeof *a);
+        if (!a)
+            return 0;
+        float *b = a + (size_t)m * k, *ref = b + (size_t)KPROBE_N * k,
+              *xt = ref + (size_t)m * KPROBE_N, *c = xt + (size_t)k * KPROBE_ROWS;
+        uint32_t x = 0x2545f491u;
+        for (size_t i = 0; i < (size_t)(m + KPROBE_N) * k; i++, x = x * 1664525u + 1013904223u)
+            a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
+        bool found = false;
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            const float *bi = with_bias ? bias : NULL;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < KPROBE_N; j++)
+                    ref[(size_t)i * KPROBE_N + j] = bi ? bi[j] : 0;
+            jc_sgemm(true, m, KPROBE_N, k, 1, a, k, b, k, bi ? 1 : 0, ref, KPROBE_N);
+            found = false;
+            for (size_t i = 0; i < sizeof cands / sizeof *cands && !found; i++)
+                if ((!q || cands[i] == q) && few_matches(cands[i], k, a, b, bi, ref, xt, c)) {
+                    /* a K under every candidate tells none apart: keep the first that held */
+                    if (k > cands[i])
+                        q = cands[i];
+                    found = true;
+                }
+            if (!found)
+                break;
+        }
+        free(a);
+        if (!found)
+            return 0;
+    }
+    return q;
+}
+
 /*
  * The probe's operands, in one block that ob->probe_mem points to while the probe runs: a
  * process killed by a signal in the middle (Ctrl-C during the first batch) leaves it
@@ -419,6 +500,8 @@ static void probe_rows(void)
         a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
     /* Both ways jc_linear calls: beta 0 without a bias, beta 1 onto a bias. */
     r.invariant = probe_shifts(a, b, NULL, ref, c, &r) && probe_shifts(a, b, bias, ref, c, &r);
+    if (r.invariant)
+        r.kblock = probe_kblock(bias);
     if (r.invariant)
         ob->rows = r;
 out:

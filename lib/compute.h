@@ -24,14 +24,24 @@ void jc_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, in
  * `unroll` rows (its rows and its first row's offset multiples of it). Offsets r of a group
  * with bit r of `alike` set round as offset 0 does. `cols`: a call may take any block of
  * columns starting and ending at multiples of 16 without changing a bit. `invariant` is
- * false when no unroll up to 64 held (then unroll is 64, a guess).
+ * false when no unroll up to 64 held (then unroll is 64, a guess). `kblock`: OpenBLAS's
+ * block of K (GEMM_Q) when the kernels' linear_few, fed the blocks jc_blas_kblocks() cuts,
+ * gives every row OpenBLAS's bits; else 0.
  */
 struct jc_blas_rows {
     int unroll;
     uint64_t alike;
     bool cols, invariant;
+    int kblock;
 };
 const struct jc_blas_rows *jc_blas_rows(void);
+/*
+ * The ends of the blocks OpenBLAS cuts K into for a block of q (its level-3 driver: q while
+ * at least 2q remain, then the rest in two halves rounded up to 16, or whole when at most
+ * q); returns how many, at most JC_BLAS_KBLOCKS.
+ */
+#define JC_BLAS_KBLOCKS 64
+int jc_blas_kblocks(int k, int q, int *ends);
 /* Replaces what the probe found (after probing), for a benchmark of the unaligned layout. */
 void jc_blas_set_rows(const struct jc_blas_rows *r);
 

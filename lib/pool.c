@@ -192,6 +192,8 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
  * columns per thread, else one call.
  */
 #define LINEAR_MIN_ROWS 128 /* rows a thread's block must have before rows are split */
+#define FEW_ROWS        32  /* the most rows that go to the kernels' linear_few */
+#define FEW_COLS        96  /* its columns per job: a multiple of every kernel's column group */
 
 struct linear_job {
     const float *x, *w, *b;
@@ -360,7 +362,9 @@ static int min_rows(int in, int cols)
 
 size_t jc_linear_scratch(int in, int out)
 {
-    return (size_t)(min_rows(in, out) + jc_blas_row_unroll()) * ((size_t)in + out);
+    size_t padded = (size_t)(min_rows(in, out) + jc_blas_row_unroll()) * ((size_t)in + out);
+    size_t few = (size_t)in * FEW_ROWS;
+    return padded > few ? padded : few;
 }
 
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n)
@@ -381,6 +385,49 @@ static void padded_rest(const struct linear_job *l, int r0)
         padded_block(l, round_up(nr > least ? nr : least, jc_blas_row_unroll()), r0, nr);
 }
 
+/*
+ * Products of few rows (a caption, a short query) read each weight once for all their rows,
+ * in the kernels' linear_few, split between the threads by columns. It sums each element in
+ * OpenBLAS's order (blocks of K of the probed size, an FMA chain in each), so a row gets
+ * the same bits here as in a call to OpenBLAS with any other rows: where the probe found no
+ * such order (Haswell's kernels), every product goes to OpenBLAS.
+ */
+struct few_job {
+    const struct linear_job *l;
+    const float *xt; /* x transposed, [in][mp] */
+    int mp, blocks, ends[JC_BLAS_KBLOCKS];
+};
+
+static void few_block(void *p, int job, int thread)
+{
+    const struct few_job *f = p;
+    const struct linear_job *l = f->l;
+    int c0 = job * FEW_COLS, nc = l->out - c0 < FEW_COLS ? l->out - c0 : FEW_COLS;
+    float *y = l->y + c0;
+    (void)thread;
+    if (start_block(l, y, l->ldy, l->rows, c0, nc) == 0) /* OpenBLAS's beta 0: from zeros */
+        for (int r = 0; r < l->rows; r++)
+            memset(y + (size_t)r * l->ldy, 0, (size_t)nc * sizeof *y);
+    jc_runtime()->kernels->linear_few(y, l->ldy, f->xt, f->mp, l->rows, l->w + (size_t)c0 * l->in,
+                                      l->in, nc, f->ends, f->blocks);
+}
+
+static void linear_few(const struct linear_job *l, int kblock)
+{
+    struct few_job f = {l, l->pad, round_up(l->rows, 16), 0, {0}};
+    float *xt = l->pad;
+    f.blocks = jc_blas_kblocks(l->in, kblock, f.ends);
+    for (int k = 0; k < l->in; k++) {
+        const float *col = l->x + k;
+        for (int r = 0; r < l->rows; r++)
+            xt[r] = col[(size_t)r * l->in];
+        for (int r = l->rows; r < f.mp; r++)
+            xt[r] = 0;
+        xt += f.mp;
+    }
+    jc_pool_run((l->out + FEW_COLS - 1) / FEW_COLS, few_block, &f);
+}
+
 static void linear(const float *x, int rows, int in, const float *w, const float *b, int out,
                    float *y, int ldy, bool acc, float *scratch)
 {
@@ -388,6 +435,11 @@ static void linear(const float *x, int rows, int in, const float *w, const float
     const struct jc_blas_rows *br = jc_blas_rows();
     const int threads = jc_threads(), U = br->unroll, least = min_rows(in, out);
     const int whole = rows / U * U; /* rows in whole groups; the rest are padded */
+
+    if (br->kblock && rows <= FEW_ROWS) {
+        linear_few(&l, br->kblock);
+        return;
+    }
 
     if (whole < least) { /* a small product: one padded call */
         padded_rest(&l, 0);

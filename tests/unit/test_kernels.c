@@ -435,6 +435,83 @@ static void test_rope_pool_reference(void **state)
     free(px);
 }
 
+/*
+ * linear_few: every table gives the reference's bits, on row counts either side of each
+ * vector of rows, column counts either side of each kernel's group, K within one block and
+ * across several, strides past the operands, rows of xt past m holding other values (they
+ * must not be stored) and the padding of c left alone.
+ */
+static const int few_ms[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64};
+static const int few_ns[] = {1, 5, 8, 13, 96, 100};
+static const int few_ks[] = {1, 17, 40, 320, 700, 1000};
+
+static int few_blocks(int k, int q, int *ends)
+{
+    int n = 0;
+    for (int k0 = 0; k0 < k;) {
+        int left = k - k0, len = left >= 2 * q ? q : left > q ? (left / 2 + 15) / 16 * 16 : left;
+        ends[n++] = k0 += len;
+    }
+    return n;
+}
+
+struct few_case {
+    float *xt, *w, *c0, *c;
+    int m, mp, n, k, ldc, ldw, blocks, ends[64];
+};
+
+static void few_init(struct few_case *f, int m, int n, int k, int q)
+{
+    f->m = m;
+    f->mp = (m + 15) / 16 * 16;
+    f->n = n;
+    f->k = k;
+    f->ldc = n + 5;
+    f->ldw = k + 3;
+    f->blocks = few_blocks(k, q, f->ends);
+    f->xt = malloc((size_t)k * f->mp * sizeof *f->xt);
+    f->w = malloc((size_t)n * f->ldw * sizeof *f->w);
+    f->c0 = malloc((size_t)m * f->ldc * sizeof *f->c0);
+    f->c = malloc((size_t)m * f->ldc * sizeof *f->c);
+    assert_non_null(f->xt && f->w && f->c0 && f->c);
+    fill(f->xt, k * f->mp, -2, 2);
+    fill(f->w, n * f->ldw, -1, 1);
+    fill(f->c0, m * f->ldc, -8, 8);
+}
+
+static void few_free(struct few_case *f)
+{
+    free(f->xt);
+    free(f->w);
+    free(f->c0);
+    free(f->c);
+}
+
+static void few_run(const struct jc_kernels *k, struct few_case *f, float *out)
+{
+    memcpy(out, f->c0, (size_t)f->m * f->ldc * sizeof *out);
+    k->linear_few(out, f->ldc, f->xt, f->mp, f->m, f->w, f->ldw, f->n, f->ends, f->blocks);
+}
+
+static void check_linear_few(const struct jc_kernels *k, const char *isa)
+{
+    for (size_t a = 0; a < sizeof few_ms / sizeof *few_ms; a++)
+        for (size_t b = 0; b < sizeof few_ns / sizeof *few_ns; b++)
+            for (size_t d = 0; d < sizeof few_ks / sizeof *few_ks; d++) {
+                struct few_case f;
+                few_init(&f, few_ms[a], few_ns[b], few_ks[d], 320);
+                float *want = malloc((size_t)f.m * f.ldc * sizeof *want);
+                assert_non_null(want);
+                few_run(&jc_kernels_ref, &f, want);
+                few_run(k, &f, f.c);
+                if (memcmp(f.c, want, (size_t)f.m * f.ldc * sizeof *want))
+                    fail_msg("%s linear_few m=%d n=%d k=%d: not the reference's bits", isa, f.m,
+                             f.n, f.k);
+                free(want);
+                few_free(&f);
+            }
+}
+
 static void test_tables(void **state)
 {
     int checked = 0;
@@ -448,6 +525,7 @@ static void test_tables(void **state)
         check_table(k, isas[i]);
         check_attention(k, isas[i]);
         check_rope_pool(k, isas[i]);
+        check_linear_few(k, isas[i]);
         printf("%s: %d kernels specialised, all within bounds\n", isas[i],
                jc_kernels_specialised(k));
         checked++;
@@ -473,10 +551,55 @@ static void test_reference(void **state)
         assert_float_equal(y[i], 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))), 1e-7);
 }
 
+/*
+ * The reference linear_few against the contract written out from x untransposed, exactly,
+ * and against double within 1e-5 of the sum of magnitudes; c's padding untouched.
+ */
+static void test_linear_few_reference(void **state)
+{
+    (void)state;
+    for (size_t a = 0; a < sizeof few_ms / sizeof *few_ms; a += 3)
+        for (size_t d = 0; d < sizeof few_ks / sizeof *few_ks; d++) {
+            static const int qs[] = {64, 320};
+            struct few_case f;
+            few_init(&f, few_ms[a], 13, few_ks[d], qs[d & 1]);
+            few_run(&jc_kernels_ref, &f, f.c);
+            for (int r = 0; r < f.m; r++)
+                for (int j = 0; j < f.ldc; j++) {
+                    float got = f.c[r * f.ldc + j], acc = f.c0[r * f.ldc + j];
+                    double exact = acc, mag = fabs(acc);
+                    if (j >= f.n) {
+                        if (memcmp(&got, &acc, sizeof got))
+                            fail_msg("ref linear_few wrote c[%d][%d], past n", r, j);
+                        continue;
+                    }
+                    for (int bl = 0, kk = 0; bl < f.blocks; bl++) {
+                        float s = 0;
+                        for (; kk < f.ends[bl]; kk++) {
+                            float xv = f.xt[(size_t)kk * f.mp + r],
+                                  wv = f.w[(size_t)j * f.ldw + kk];
+                            s = fmaf(xv, wv, s);
+                            exact += (double)xv * wv;
+                            mag += fabs((double)xv * wv);
+                        }
+                        acc += s;
+                    }
+                    if (memcmp(&got, &acc, sizeof got))
+                        fail_msg("ref linear_few m=%d k=%d [%d][%d]: %.9g, the contract %.9g", f.m,
+                                 f.k, r, j, got, acc);
+                    if (fabs(got - exact) > 1e-5 * mag)
+                        fail_msg("ref linear_few m=%d k=%d [%d][%d]: %.9g, exact %.9g", f.m, f.k, r,
+                                 j, got, exact);
+                }
+            few_free(&f);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_linear_few_reference),
         cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_rope_pool_reference),
         cmocka_unit_test(test_tables),

@@ -28,14 +28,15 @@ static float uniform(void)
 static const struct {
     int in, out;
 } shapes[] = {
-    {128, 384},  {128, 128}, {128, 512},  {256, 128}, {341, 128},
-    {768, 2304}, {768, 768}, {3072, 768}, {768, 2},   {768, 5},
+    {128, 384}, {128, 128},  {128, 512}, {256, 128}, {341, 128},  {768, 2304},
+    {768, 768}, {3072, 768}, {768, 2},   {768, 5},   {1000, 100},
 };
 
 /* Offsets (in groups of the unroll) and row counts of the sub-batches run against the whole. */
 static const struct {
     int off, rows;
-} subs[] = {{0, 1}, {3, 1}, {5, 2}, {7, 17}, {1, 63}, {5, 64}, {1, 130}, {0, 299}, {2, 259}};
+} subs[] = {{0, 1},  {3, 1},  {5, 2},   {7, 17},  {2, 32}, {4, 33},
+            {1, 63}, {5, 64}, {1, 130}, {0, 299}, {2, 259}};
 
 #define ROWS 300
 
@@ -115,12 +116,18 @@ static void test_linear_shapes(void **state)
 {
     const struct jc_blas_rows *r = jc_blas_rows();
     (void)state;
-    printf("OpenBLAS core type %s: rows in groups of %d, %s column blocks\n", jc_blas_corename(),
-           r->unroll, r->cols ? "with" : "without");
+    printf("OpenBLAS core type %s: rows in groups of %d, %s column blocks, %s\n",
+           jc_blas_corename(), r->unroll, r->cols ? "with" : "without",
+           r->kblock ? "few rows in the kernels' order" : "every product through OpenBLAS");
 #if defined(__x86_64__)
     /* every x86-64 core type measured has an unroll; a new one must be looked at */
     assert_true(jc_blas_batch_invariant());
 #endif
+    /* the core types whose K block was measured (lib/blas.c) take the few-rows path */
+    if (!strcmp(jc_blas_corename(), "Cooperlake"))
+        assert_int_equal(r->kblock, 320);
+    if (!strcmp(jc_blas_corename(), "SkylakeX"))
+        assert_int_equal(r->kblock, 448);
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int mode = 0; mode < 4; mode++)
             check_shape(shapes[i].in, shapes[i].out, mode & 2, mode & 1);

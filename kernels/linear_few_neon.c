@@ -1,0 +1,54 @@
+/*
+ * The product of few rows on NEON: rows are the vector lanes, 16 at a time (four
+ * registers), so each lane is one element's fused multiply-add chain over k, in order;
+ * 4 columns at a time. More than 16 rows read w once per 16. Contract: kernels/README.md.
+ */
+#include "neon.h"
+
+#include <arm_neon.h>
+
+static inline __attribute__((always_inline)) void tile(float *c, int ldc, const float *xt, int mp,
+                                                       int m, const float *w, int ldw,
+                                                       const int *ends, int blocks, const int NB)
+{
+    float ct[4][16];
+    float32x4_t acc[4][4];
+
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < 16; r++)
+            ct[j][r] = r < m ? c[(size_t)r * ldc + j] : 0;
+    for (int b = 0, k = 0; b < blocks; b++) {
+        for (int j = 0; j < NB; j++)
+            for (int v = 0; v < 4; v++)
+                acc[j][v] = vdupq_n_f32(0);
+        for (; k < ends[b]; k++) {
+            const float *x = xt + (size_t)k * mp;
+            float32x4_t xv[4] = {vld1q_f32(x), vld1q_f32(x + 4), vld1q_f32(x + 8),
+                                 vld1q_f32(x + 12)};
+            for (int j = 0; j < NB; j++) {
+                float wk = w[(size_t)j * ldw + k];
+                for (int v = 0; v < 4; v++)
+                    acc[j][v] = vfmaq_n_f32(acc[j][v], xv[v], wk);
+            }
+        }
+        for (int j = 0; j < NB; j++)
+            for (int v = 0; v < 4; v++)
+                vst1q_f32(ct[j] + 4 * v, vaddq_f32(vld1q_f32(ct[j] + 4 * v), acc[j][v]));
+    }
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < m && r < 16; r++)
+            c[(size_t)r * ldc + j] = ct[j][r];
+}
+
+void jc_linear_few_neon(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
+                        int n, const int *ends, int blocks)
+{
+    for (int r0 = 0; r0 < m; r0 += 16) {
+        float *cr = c + (size_t)r0 * ldc;
+        int j = 0, mr = m - r0;
+        for (; j + 4 <= n; j += 4)
+            tile(cr + j, ldc, xt + r0, mp, mr, w + (size_t)j * ldw, ldw, ends, blocks, 4);
+        for (; j < n; j++)
+            tile(cr + j, ldc, xt + r0, mp, mr, w + (size_t)j * ldw, ldw, ends, blocks, 1);
+    }
+}
