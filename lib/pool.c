@@ -191,9 +191,10 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
  * (sized by the threads' speeds, below), else, where the kernels allow it, a block of
  * columns per thread, else one call.
  */
-#define LINEAR_MIN_ROWS 128 /* rows a thread's block must have before rows are split */
-#define FEW_ROWS        32  /* the most rows that go to the kernels' linear_few */
-#define FEW_COLS        96  /* its columns per job: a multiple of every kernel's column group */
+#define LINEAR_MIN_ROWS 128         /* rows a thread's block must have before rows are split */
+#define FEW_ROWS        JC_FEW_ROWS /* the most rows that go to the kernels' linear_few */
+#define FEW_COLS        96 /* its columns per job: a multiple of every kernel's column group */
+#define FEW_LDC         (FEW_COLS + 16)
 
 struct linear_job {
     const float *x, *w, *b;
@@ -403,13 +404,24 @@ static void few_block(void *p, int job, int thread)
     const struct few_job *f = p;
     const struct linear_job *l = f->l;
     int c0 = job * FEW_COLS, nc = l->out - c0 < FEW_COLS ? l->out - c0 : FEW_COLS;
+    /*
+     * The kernel works on a copy of the block with rows FEW_LDC apart: the rows of y are
+     * often a multiple of 4 KiB apart (3072 or 6144 floats), and its loads of weights then
+     * wait on its stores to c that alias them (measured: 15 against 21 GB/s).
+     */
+    float c[FEW_ROWS * FEW_LDC];
     float *y = l->y + c0;
     (void)thread;
-    if (start_block(l, y, l->ldy, l->rows, c0, nc) == 0) /* OpenBLAS's beta 0: from zeros */
+    for (int r = 0; r < l->rows; r++)
+        if (l->acc)
+            memcpy(c + r * FEW_LDC, y + (size_t)r * l->ldy, (size_t)nc * sizeof *c);
+    if (start_block(l, c, FEW_LDC, l->rows, c0, nc) == 0) /* OpenBLAS's beta 0: from zeros */
         for (int r = 0; r < l->rows; r++)
-            memset(y + (size_t)r * l->ldy, 0, (size_t)nc * sizeof *y);
-    jc_runtime()->kernels->linear_few(y, l->ldy, f->xt, f->mp, l->rows, l->w + (size_t)c0 * l->in,
+            memset(c + r * FEW_LDC, 0, (size_t)nc * sizeof *c);
+    jc_runtime()->kernels->linear_few(c, FEW_LDC, f->xt, f->mp, l->rows, l->w + (size_t)c0 * l->in,
                                       l->in, nc, f->ends, f->blocks);
+    for (int r = 0; r < l->rows; r++)
+        memcpy(y + (size_t)r * l->ldy, c + r * FEW_LDC, (size_t)nc * sizeof *c);
 }
 
 static void linear_few(const struct linear_job *l, int kblock)
