@@ -187,9 +187,10 @@ void jc_pool_run(int n_jobs, jc_job_fn fn, void *arg)
  * thread count, nor the cut between threads changes a bit.
  *
  * The product is cut into as few calls as keep the threads busy, so each operand is
- * packed about once per thread: a block of rows per thread when there are enough rows
- * (sized by the threads' speeds, below), else, where the kernels allow it, a block of
- * columns per thread, else one call.
+ * packed about once per thread: where the kernels allow it, a block of columns per thread
+ * when there are no more rows than columns; else a block of rows per thread when there
+ * are enough rows (sized by the threads' speeds, below); else columns again where allowed;
+ * else one call. At most JC_FEW_ROWS rows skip OpenBLAS (linear_few, below).
  */
 #define LINEAR_MIN_ROWS 128         /* rows a thread's block must have before rows are split */
 #define FEW_ROWS        JC_FEW_ROWS /* the most rows that go to the kernels' linear_few */
@@ -457,6 +458,19 @@ static void linear(const float *x, int rows, int in, const float *w, const float
         padded_rest(&l, 0);
         return;
     }
+    /*
+     * Cut by columns, each thread packs its share of w and all of x; by rows, all of w and
+     * its share of x. So columns when w is the larger (rows <= out): the 512-token text
+     * spent 17% of its time packing weights cut by rows, 12% cut by columns.
+     */
+    int by_cols = round_up((out + threads - 1) / threads, 16);
+    bool cols = threads > 1 && br->cols && whole == rows && by_cols < out &&
+                rows >= min_rows(in, out - (out - 1) / by_cols * by_cols);
+    if (cols && rows <= out) {
+        l.col_step = by_cols;
+        jc_pool_run((out + by_cols - 1) / by_cols, col_block, &l);
+        return;
+    }
     if (threads > 1 && whole >= threads * LINEAR_MIN_ROWS && whole >= threads * least) {
         int cut[JC_MAX_THREADS + 1];
         double secs[JC_MAX_THREADS] = {0};
@@ -472,9 +486,7 @@ static void linear(const float *x, int rows, int in, const float *w, const float
         padded_rest(&l, whole);
         return;
     }
-    int by_cols = round_up((out + threads - 1) / threads, 16);
-    if (threads > 1 && br->cols && whole == rows && by_cols < out &&
-        rows >= min_rows(in, out - (out - 1) / by_cols * by_cols)) {
+    if (cols) {
         l.col_step = by_cols;
         jc_pool_run((out + by_cols - 1) / by_cols, col_block, &l);
         return;
