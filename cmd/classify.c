@@ -217,7 +217,7 @@ static void print_labels(struct state *s, FILE *f, size_t i)
 static bool cosines(void *ctx, const float *vecs, size_t n)
 {
     struct state *s = ctx;
-    if (jc_dot_matrix(vecs, n, s->label_vecs, s->labels->n, s->dim, s->cos) < 0) {
+    if (jc_dot_matrix(vecs, n, s->label_vecs, s->labels->n, s->dim, s->cos, s->labels->n) < 0) {
         error("%s", jc_errmsg());
         return false;
     }

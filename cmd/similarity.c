@@ -1,7 +1,9 @@
 /*
  * jclip similarity: cosines between texts, images and stored embeddings, as one number, a
  * matrix, or the best matches of each query. Scores come from one matrix product per block
- * of queries, so searching a large .npy is a GEMM, not a loop of dot products.
+ * of queries and block of candidates, so searching a large .npy is a GEMM, not a loop of dot
+ * products. Stored rows are read from the mapped file a block at a time, normalised across
+ * the threads into a buffer that stays in cache: a large file is never copied whole.
  */
 #include "cmd.h"
 
@@ -50,22 +52,24 @@ struct input {
     const char *value;
     int group;             /* 0 queries, 1 candidates */
     size_t slot, rows;     /* its rows in the group's matrix */
+    float *vec;            /* a text or an image: its embedding, [dim] */
     struct jc_npy_map npy; /* IN_NPY: the file, mapped */
     char **labels;         /* IN_NPY: from the sidecar, or NULL */
-};
-
-struct group {
-    float *v;      /* [n, dim] */
-    char **labels; /* [n], owned */
-    size_t n;
 };
 
 struct state {
     struct input *in;
     size_t n_in, dim;
-    struct group g[2];
+    size_t n[2]; /* rows in each group */
     size_t next; /* which input of a kind the next result belongs to */
     enum kind kind;
+};
+
+/* Rows first .. first + n of a group: the queries or the candidates of a report. */
+struct view {
+    const struct state *s;
+    int g;
+    size_t first, n;
 };
 
 /* The i-th input of the current kind, in command-line order. */
@@ -86,7 +90,7 @@ static bool take_texts(void *ctx, const struct text_input *in, const float *vecs
     (void)in;
     for (size_t i = 0; i < n; i++) {
         struct input *x = nth_of_kind(s, IN_TEXT, IN_TEXT_FILE, s->next++);
-        memcpy(s->g[x->group].v + x->slot * s->dim, vecs + i * s->dim, s->dim * sizeof *vecs);
+        memcpy(x->vec, vecs + i * s->dim, s->dim * sizeof *vecs);
     }
     return true;
 }
@@ -111,8 +115,7 @@ static bool take_images(void *ctx, const struct image_batch *b)
     }
     for (size_t i = 0; i < b->n; i++) {
         struct input *x = nth_of_kind(r->s, IN_IMAGE, IN_IMAGE, b->start + i);
-        memcpy(r->s->g[x->group].v + x->slot * r->s->dim, r->vecs + i * r->s->dim,
-               r->s->dim * sizeof(float));
+        memcpy(x->vec, r->vecs + i * r->s->dim, r->s->dim * sizeof(float));
     }
     return true;
 }
@@ -167,18 +170,54 @@ static bool read_npy(struct input *x, size_t *cols)
     return true;
 }
 
-static char *label_of(const struct input *x, size_t row)
+/* The input that row j of a view comes from, and the row within it. */
+static const struct input *input_at(const struct view *v, size_t j, size_t *row)
 {
-    char *l;
-    if (x->kind == IN_NPY) {
-        if (x->labels && x->labels[row])
-            return strdup(x->labels[row]);
-        size_t n = strlen(x->value) + 24;
-        if ((l = malloc(n)))
-            snprintf(l, n, "%s:%zu", x->value, row);
-        return l;
+    size_t slot = v->first + j;
+    for (size_t k = 0; k < v->s->n_in; k++) {
+        const struct input *x = &v->s->in[k];
+        if (x->group == v->g && slot >= x->slot && slot < x->slot + x->rows) {
+            *row = slot - x->slot;
+            return x;
+        }
     }
-    return strdup(x->value);
+    abort(); /* every slot of a group belongs to one input */
+}
+
+/* Row j's label: the input itself, a line of the sidecar, or FILE.npy:ROW formatted in buf. */
+static const char *label_at(const struct view *v, size_t j, char *buf, size_t cap)
+{
+    size_t row;
+    const struct input *x = input_at(v, j, &row);
+    if (x->kind != IN_NPY)
+        return x->value;
+    if (x->labels)
+        return x->labels[row];
+    snprintf(buf, cap, "%s:%zu", x->value, row);
+    return buf;
+}
+
+#define LABEL_CAP 4200 /* a path (PATH_MAX) and a row number */
+
+/*
+ * Rows j0 .. j0 + n of a view into dst, each L2-normalised: the texts and images already
+ * are; stored rows may be raw, and each is normalised as it is copied from the mapping
+ * (across the threads, and the same bits whichever block it falls in).
+ */
+static void fill(const struct view *v, size_t j0, size_t n, float *dst)
+{
+    const size_t dim = v->s->dim;
+    for (size_t j = j0; j < j0 + n;) {
+        size_t row;
+        const struct input *x = input_at(v, j, &row);
+        size_t take = x->rows - row < j0 + n - j ? x->rows - row : j0 + n - j;
+        float *d = dst + (j - j0) * dim;
+        if (x->kind == IN_NPY)
+            jc_l2_normalize_rows(d, x->npy.data + row * dim, take, dim);
+        else
+            memcpy(d, x->vec, dim * sizeof *d);
+        j += take;
+    }
 }
 
 /* A label as one TSV field: tabs and line breaks become spaces. */
@@ -205,14 +244,18 @@ static void top_k(const float *score, size_t n, size_t k, size_t *idx)
     }
 }
 
-#define QBLOCK 64
+#define QBLOCK 64   /* queries a product */
+#define CBLOCK 4096 /* candidates a product: a multiple of 16, and 12 MB of 768-dim rows */
 
-static bool report(const struct state *s, const struct group *q, const struct group *c,
-                   enum sim_format fmt, size_t top, bool single)
+static bool report(const struct view *q, const struct view *c, enum sim_format fmt, size_t top,
+                   bool single)
 {
+    const size_t dim = q->s->dim, cb = c->n < CBLOCK ? c->n : CBLOCK;
     float *scores = malloc(QBLOCK * (c->n ? c->n : 1) * sizeof *scores);
+    float *qv = malloc(QBLOCK * dim * sizeof *qv), *cv = malloc((cb ? cb : 1) * dim * sizeof *cv);
     size_t *idx = top ? malloc(top * sizeof *idx) : NULL;
-    bool ok = scores && (!top || idx);
+    char *lq = malloc(LABEL_CAP), *lc = malloc(LABEL_CAP);
+    bool ok = scores && qv && cv && (!top || idx) && lq && lc;
 
     if (!ok) {
         error("out of memory for %zu scores", QBLOCK * c->n);
@@ -230,36 +273,46 @@ static bool report(const struct state *s, const struct group *q, const struct gr
             for (size_t i = 0; i < q->n; i++) {
                 if (i)
                     putchar(',');
-                json_string(stdout, q->labels[i]);
+                json_string(stdout, label_at(q, i, lq, LABEL_CAP));
             }
             fputs("],\"columns\":[", stdout);
             for (size_t j = 0; j < c->n; j++) {
                 if (j)
                     putchar(',');
-                json_string(stdout, c->labels[j]);
+                json_string(stdout, label_at(c, j, lc, LABEL_CAP));
             }
             fputs("],\"scores\":[", stdout);
         }
     } else if (fmt == SIM_TSV && !single && !top) {
         for (size_t j = 0; j < c->n; j++) {
             putchar('\t');
-            tsv_field(c->labels[j]);
+            tsv_field(label_at(c, j, lc, LABEL_CAP));
         }
         putchar('\n');
     }
+    if (c->n <= CBLOCK) /* the candidates fit one block: read once for every query */
+        fill(c, 0, c->n, cv);
     for (size_t q0 = 0; q0 < q->n; q0 += QBLOCK) {
         size_t nq = q->n - q0 < QBLOCK ? q->n - q0 : QBLOCK;
-        if (jc_dot_matrix(q->v + q0 * s->dim, nq, c->v, c->n, s->dim, scores) < 0) {
-            error("%s", jc_errmsg());
-            ok = false;
-            goto out;
+        fill(q, q0, nq, qv);
+        for (size_t c0 = 0; c0 < c->n; c0 += CBLOCK) {
+            size_t nc = c->n - c0 < CBLOCK ? c->n - c0 : CBLOCK;
+            if (c->n > CBLOCK)
+                fill(c, c0, nc, cv);
+            if (jc_dot_matrix(qv, nq, cv, nc, dim, scores + c0, c->n) < 0) {
+                error("%s", jc_errmsg());
+                ok = false;
+                goto out;
+            }
         }
         for (size_t i = 0; i < nq; i++) {
             const float *row = scores + i * c->n;
-            const char *ql = q->labels[q0 + i];
             if (single) {
                 printf(fmt == SIM_JSON ? "{\"cosine\":%.9g}\n" : "%.9g\n", row[0]);
-            } else if (fmt == SIM_NPY) {
+                continue;
+            }
+            const char *ql = label_at(q, q0 + i, lq, LABEL_CAP);
+            if (fmt == SIM_NPY) {
                 fwrite(row, sizeof *row, c->n, stdout);
             } else if (top) {
                 size_t k = top < c->n ? top : c->n;
@@ -270,14 +323,15 @@ static bool report(const struct state *s, const struct group *q, const struct gr
                     fputs(",\"top\":[", stdout);
                 }
                 for (size_t r = 0; r < k; r++) {
+                    const char *cl = label_at(c, idx[r], lc, LABEL_CAP);
                     if (fmt == SIM_JSON) {
                         fputs(r ? ",{\"candidate\":" : "{\"candidate\":", stdout);
-                        json_string(stdout, c->labels[idx[r]]);
+                        json_string(stdout, cl);
                         printf(",\"score\":%.9g}", row[idx[r]]);
                     } else {
                         tsv_field(ql);
                         putchar('\t');
-                        tsv_field(c->labels[idx[r]]);
+                        tsv_field(cl);
                         printf("\t%.9g\n", row[idx[r]]);
                     }
                 }
@@ -304,7 +358,11 @@ static bool report(const struct state *s, const struct group *q, const struct gr
     }
 out:
     free(scores);
+    free(qv);
+    free(cv);
     free(idx);
+    free(lq);
+    free(lc);
     return ok;
 }
 
@@ -461,39 +519,20 @@ int cmd_similarity(int argc, char **argv)
     }
     for (size_t k = 0; k < s.n_in; k++) {
         struct input *x = &s.in[k];
-        x->slot = s.g[x->group].n;
-        s.g[x->group].n += x->rows;
+        x->slot = s.n[x->group];
+        s.n[x->group] += x->rows;
     }
-    size_t total = s.g[0].n + s.g[1].n;
-    if (total == 0 || (group && (!s.g[0].n || !s.g[1].n))) {
+    size_t total = s.n[0] + s.n[1];
+    if (total == 0 || (group && (!s.n[0] || !s.n[1]))) {
         status = usage_error(
             usage, "%s", group ? "both sides of --against need an input" : "no input to compare");
         goto out;
     }
-    for (int g = 0; g < 2; g++) {
-        s.g[g].v = malloc((s.g[g].n ? s.g[g].n : 1) * s.dim * sizeof(float));
-        s.g[g].labels = calloc(s.g[g].n ? s.g[g].n : 1, sizeof(char *));
-        if (!s.g[g].v || !s.g[g].labels) {
-            error("out of memory for %zu embeddings", s.g[g].n);
-            goto out;
-        }
-    }
     for (size_t k = 0; k < s.n_in; k++) {
         struct input *x = &s.in[k];
-        for (size_t r = 0; r < x->rows; r++)
-            if (!(s.g[x->group].labels[x->slot + r] = label_of(x, r))) {
-                error("out of memory");
-                goto out;
-            }
-        if (x->kind == IN_NPY) {
-            /* Stored rows may be raw: each is normalised as it is copied from the mapping,
-               while it is in cache, so a large file is read once and written once */
-            float *v = s.g[x->group].v + x->slot * s.dim;
-            for (size_t r = 0; r < x->rows; r++) {
-                memcpy(v + r * s.dim, x->npy.data + r * s.dim, s.dim * sizeof(float));
-                jc_l2_normalize(v + r * s.dim, s.dim);
-            }
-            jc_npy_unmap(&x->npy);
+        if (x->kind != IN_NPY && !(x->vec = malloc(s.dim * sizeof *x->vec))) {
+            error("out of memory");
+            goto out;
         }
     }
 
@@ -533,19 +572,17 @@ int cmd_similarity(int argc, char **argv)
         error("%s", jc_errmsg());
         goto out;
     }
-    /* Every vector is normalised, so scores are cosines (the stored rows already are). */
+    /* Every vector is normalised, so scores are cosines (stored rows as they are read). */
     for (size_t k = 0; k < s.n_in; k++)
-        for (size_t r = 0; s.in[k].kind != IN_NPY && r < s.in[k].rows; r++)
-            jc_l2_normalize(s.g[s.in[k].group].v + (s.in[k].slot + r) * s.dim, s.dim);
+        if (s.in[k].kind != IN_NPY)
+            jc_l2_normalize(s.in[k].vec, s.dim);
     bool single = !group && total == 2 && fmt != SIM_NPY;
     if (single) {
-        struct group a = {s.g[0].v, s.g[0].labels, 1};
-        struct group b = {s.g[0].v + s.dim, s.g[0].labels + 1, 1};
-        status = report(&s, &a, &b, fmt, 0, true) ? EXIT_OK : EXIT_FAIL;
+        struct view a = {&s, 0, 0, 1}, b = {&s, 0, 1, 1};
+        status = report(&a, &b, fmt, 0, true) ? EXIT_OK : EXIT_FAIL;
     } else {
-        status = report(&s, &s.g[0], group ? &s.g[1] : &s.g[0], fmt, (size_t)top, false)
-                     ? EXIT_OK
-                     : EXIT_FAIL;
+        struct view q = {&s, 0, 0, s.n[0]}, c = {&s, group, 0, s.n[group]};
+        status = report(&q, &c, fmt, (size_t)top, false) ? EXIT_OK : EXIT_FAIL;
     }
 
 out:
@@ -556,13 +593,9 @@ out:
         for (size_t r = 0; s.in[k].labels && r < s.in[k].rows; r++)
             free(s.in[k].labels[r]);
         free(s.in[k].labels);
+        free(s.in[k].vec);
     }
-    for (int g = 0; g < 2; g++) {
-        for (size_t i = 0; s.g[g].labels && i < s.g[g].n; i++)
-            free(s.g[g].labels[i]);
-        free(s.g[g].labels);
-        free(s.g[g].v);
-    }
+
     free(s.in);
     jc_model_free(m);
     return status;

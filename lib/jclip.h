@@ -249,14 +249,22 @@ int jc_model_preprocess(const struct jc_model *m, int *size, float mean[3], floa
 float jc_model_logit_scale(const struct jc_model *m);
 
 /*
- * out[nq, nc] = q c^T: the cosines of every row of q [nq, d] with every row of c [nc, d]
- * when both are L2-normalised. One GEMM, split across the thread pool; each value does not
- * depend on the other rows. Returns 0, JC_ENOMEM, or what jc_blas_reserve() returns.
+ * out[nq, nc] = q c^T (rows of out ldo floats apart): the cosines of every row of q [nq, d]
+ * with every row of c [nc, d] when both are L2-normalised. One GEMM, split across the thread pool;
+ * each value does not depend on the other rows. Returns 0, JC_ENOMEM, or what jc_blas_reserve()
+ * returns.
  */
-int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out);
+int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out,
+                  size_t ldo);
 
 /* L2-normalises v[0..n) in place as the reference does: v / max(|v|, 1e-12). */
 void jc_l2_normalize(float *v, size_t n);
+
+/*
+ * dst[r] = src[r] L2-normalised, for rows r < n of d values, across the thread pool: each
+ * row the bits jc_l2_normalize gives it. dst and src must not overlap.
+ */
+void jc_l2_normalize_rows(float *dst, const float *src, size_t n, size_t d);
 
 /* ---- images --------------------------------------------------------------------------- */
 

@@ -520,13 +520,14 @@ size_t jc_chunk_rows(size_t rows, size_t most)
  */
 #define DOT_CHUNK_FLOATS ((size_t)16 << 20) /* most padded scores held at once */
 
-int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out)
+int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d, float *out,
+                  size_t ldo)
 {
     const struct jc_blas_rows *br = jc_blas_rows();
     const int U = br->unroll;
     int slot[64], slots = 0, rc = 0;
 
-    if (nq > INT_MAX / 64 || nc > INT_MAX || d > INT_MAX)
+    if (nq > INT_MAX / 64 || nc > INT_MAX || d > INT_MAX || ldo > INT_MAX)
         return jc_fail(JC_ELIMIT, "a %zu x %zu x %zu product is too large", nq, nc, d);
     if ((rc = jc_blas_reserve()) < 0) /* without a model, nothing has yet */
         return rc;
@@ -537,7 +538,7 @@ int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d
     if (!scratch)
         return JC_ENOMEM;
     if (slots == U) {
-        jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)nc, scratch);
+        jc_linear(q, (int)nq, (int)d, c, NULL, (int)nc, out, (int)ldo, scratch);
         goto out_scratch;
     }
     size_t groups = DOT_CHUNK_FLOATS / ((size_t)U * nc);
@@ -557,7 +558,7 @@ int jc_dot_matrix(const float *q, size_t nq, const float *c, size_t nc, size_t d
         jc_linear(pq, (int)((n + slots - 1) / slots * U), (int)d, c, NULL, (int)nc, ps, (int)nc,
                   scratch);
         for (size_t i = 0; i < n; i++)
-            memcpy(out + (q0 + i) * nc, ps + (i / slots * U + slot[i % slots]) * nc,
+            memcpy(out + (q0 + i) * ldo, ps + (i / slots * U + slot[i % slots]) * nc,
                    nc * sizeof *out);
     }
 out_free:

@@ -112,6 +112,31 @@ void jc_l2_normalize(float *v, size_t n)
         v[i] /= norm;
 }
 
+struct normalize_job {
+    float *dst;
+    const float *src;
+    size_t n, d;
+};
+
+#define NORMALIZE_ROWS 256 /* rows a job */
+
+static void normalize_job(void *arg, int job, int thread)
+{
+    const struct normalize_job *j = arg;
+    size_t r0 = (size_t)job * NORMALIZE_ROWS;
+    (void)thread;
+    for (size_t r = r0; r < r0 + NORMALIZE_ROWS && r < j->n; r++) {
+        memcpy(j->dst + r * j->d, j->src + r * j->d, j->d * sizeof *j->dst);
+        jc_l2_normalize(j->dst + r * j->d, j->d);
+    }
+}
+
+void jc_l2_normalize_rows(float *dst, const float *src, size_t n, size_t d)
+{
+    struct normalize_job j = {dst, src, n, d};
+    jc_pool_run((int)((n + NORMALIZE_ROWS - 1) / NORMALIZE_ROWS), normalize_job, &j);
+}
+
 int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
                    unsigned flags, float *out)
 {

@@ -57,6 +57,50 @@ IMAGES="$GOLDEN/images"
     [ "$(echo "$output" | cut -f2,3)" = "$("$JCLIP" similarity "$BATS_TEST_TMPDIR/q.npy" --against "$BATS_TEST_TMPDIR/imgs.npy" --top 3 | head -3 | cut -f2,3)" ]
 }
 
+# Raw rows (not normalised) of width 24, row r of a file holding a_r = sin(r * (c + 1) * 0.37)
+# in column c, offset by `first`: the same row in two files is the same floats.
+write_npy() { # FILE FIRST ROWS
+    python3 - "$1" "$2" "$3" <<'PY'
+import math, struct, sys
+path, first, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 24), }" % rows
+hdr += " " * (117 - len(hdr)) + "\n"
+with open(path, "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+    for r in range(first, first + rows):
+        f.write(struct.pack("<24f", *[3 * math.sin(r * (c + 1) * 0.37) for c in range(24)]))
+PY
+}
+
+@test "a stored file larger than a block of candidates, and two files, are searched whole" {
+    write_npy "$BATS_TEST_TMPDIR/big.npy" 0 9000
+    write_npy "$BATS_TEST_TMPDIR/tail.npy" 9000 300
+    write_npy "$BATS_TEST_TMPDIR/q.npy" 4100 1 # row 4100 of big.npy, in its second block
+    write_npy "$BATS_TEST_TMPDIR/q2.npy" 9123 1 # row 123 of tail.npy
+    run --separate-stderr "$JCLIP" similarity "$BATS_TEST_TMPDIR/q.npy" "$BATS_TEST_TMPDIR/q2.npy" \
+        --against "$BATS_TEST_TMPDIR/big.npy" "$BATS_TEST_TMPDIR/tail.npy" --top 1
+    [ "$status" -eq 0 ]
+    [ "$(echo "${lines[0]}" | cut -f2)" = "$BATS_TEST_TMPDIR/big.npy:4100" ]
+    [ "$(echo "${lines[1]}" | cut -f2)" = "$BATS_TEST_TMPDIR/tail.npy:123" ]
+    [ "$(echo "$output" | awk -F'\t' '{print ($3 > 0.99999 && $3 < 1.00001)}' | sort -u)" = 1 ]
+    # every score of the matrix is the cosine of its pair, whichever block it came from
+    "$JCLIP" similarity "$BATS_TEST_TMPDIR/q.npy" --against "$BATS_TEST_TMPDIR/big.npy" -f npy > "$BATS_TEST_TMPDIR/m.npy"
+    python3 - "$BATS_TEST_TMPDIR/m.npy" <<'PY'
+import math, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<H", data[8:10])[0]
+got = struct.unpack("<9000f", data[10 + n:])
+row = lambda r: [3 * math.sin(r * (c + 1) * 0.37) for c in range(24)]
+q = row(4100)
+nq = math.sqrt(sum(v * v for v in q))
+for r in range(9000):
+    c = row(r)
+    nc = math.sqrt(sum(v * v for v in c))
+    want = sum(a * b for a, b in zip(q, c)) / nq / nc if nc else 0 # row 0 is zeros
+    assert abs(got[r] - want) < 2e-6, (r, got[r], want)
+PY
+}
+
 @test "an image matches itself best among 15" {
     "$JCLIP" embed-image -m "$MODEL" -r -o "$BATS_TEST_TMPDIR/imgs.npy" "$IMAGES"
     run "$JCLIP" similarity -m "$MODEL" -i "$IMAGES/rocket.jpg" --against "$BATS_TEST_TMPDIR/imgs.npy" --top 1 -f json

@@ -150,9 +150,9 @@ static void test_dot_matrix(void **state)
             q[i] = uniform();
         for (size_t i = 0; i < nc * d; i++)
             c[i] = uniform();
-        assert_int_equal(jc_dot_matrix(q, NQ, c, nc, d, all), 0);
+        assert_int_equal(jc_dot_matrix(q, NQ, c, nc, d, all, nc), 0);
         for (size_t i = 0; i < NQ; i++) {
-            assert_int_equal(jc_dot_matrix(q + i * d, 1, c, nc, d, one), 0);
+            assert_int_equal(jc_dot_matrix(q + i * d, 1, c, nc, d, one, nc), 0);
             if (memcmp(one, all + i * nc, nc * sizeof *one))
                 fail_msg("%zu candidates: query %zu's scores differ alone and among %d", nc, i, NQ);
             double want = 0;
