@@ -100,16 +100,22 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
     layernorm(w, 0, T, l->ln2_w, l->ln2_b);
 }
 
-void jc_l2_normalize(float *v, size_t n)
+/* dst = src / max(|src|, 1e-12); dst may be src. */
+static void l2_normalize_to(float *dst, const float *src, size_t n)
 {
     double ss = 0;
     for (size_t i = 0; i < n; i++)
-        ss += (double)v[i] * v[i];
+        ss += (double)src[i] * src[i];
     float norm = (float)sqrt(ss);
     if (norm < 1e-12f)
         norm = 1e-12f;
     for (size_t i = 0; i < n; i++)
-        v[i] /= norm;
+        dst[i] = src[i] / norm;
+}
+
+void jc_l2_normalize(float *v, size_t n)
+{
+    l2_normalize_to(v, v, n);
 }
 
 struct normalize_job {
@@ -125,10 +131,8 @@ static void normalize_job(void *arg, int job, int thread)
     const struct normalize_job *j = arg;
     size_t r0 = (size_t)job * NORMALIZE_ROWS;
     (void)thread;
-    for (size_t r = r0; r < r0 + NORMALIZE_ROWS && r < j->n; r++) {
-        memcpy(j->dst + r * j->d, j->src + r * j->d, j->d * sizeof *j->dst);
-        jc_l2_normalize(j->dst + r * j->d, j->d);
-    }
+    for (size_t r = r0; r < r0 + NORMALIZE_ROWS && r < j->n; r++)
+        l2_normalize_to(j->dst + r * j->d, j->src + r * j->d, j->d);
 }
 
 void jc_l2_normalize_rows(float *dst, const float *src, size_t n, size_t d)
