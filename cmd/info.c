@@ -58,9 +58,10 @@ static int print_json(const struct jc_model_info *in)
     printf(",\"model_sha256\":\"%s\",\"dtype\":\"%s\",\"parameters\":%lld,"
            "\"dimensions\":%d,\"precision\":\"fp32\",\"kernels\":\"%s\","
            "\"openblas_core\":\"%s\",\"batch_invariant\":%s,\"row_unroll\":%d,"
-           "\"threads\":%d}\n",
+           "\"few_rows\":%d,\"threads\":%d}\n",
            hex, in->dtype, (long long)in->params, in->embed_dim, jc_isa_name(), jc_blas_corename(),
-           jc_blas_batch_invariant() ? "true" : "false", jc_blas_row_unroll(), jc_threads());
+           jc_blas_batch_invariant() ? "true" : "false", jc_blas_row_unroll(), jc_blas_few_rows(),
+           jc_threads());
     if (fflush(stdout) != 0) {
         error("cannot write to stdout");
         return EXIT_FAIL;
@@ -151,6 +152,12 @@ int cmd_info(int argc, char **argv)
            jc_blas_corename(), jc_blas_row_unroll(),
            jc_blas_batch_invariant() ? "batch-invariant (batching changes no bit)"
                                      : "not batch-invariant (batching can change the last bits)");
+    if (jc_blas_few_rows())
+        printf("few rows:     up to %d in jclip's own kernel, in OpenBLAS's order (K in blocks of "
+               "%d)\n",
+               jc_blas_few_rows(), jc_blas_kblock());
+    else
+        printf("few rows:     through OpenBLAS (its order is not one jclip's kernel matches)\n");
     printf("threads:      %d\n", jc_threads());
     jc_model_free(m);
     if (fflush(stdout) != 0) {

@@ -531,6 +531,16 @@ int jc_blas_row_unroll(void)
     return jc_blas_rows()->unroll;
 }
 
+int jc_blas_kblock(void)
+{
+    return jc_blas_rows()->kblock;
+}
+
+int jc_blas_few_rows(void)
+{
+    return jc_blas_rows()->kblock ? JC_FEW_ROWS : 0;
+}
+
 struct peak_run {
     const float *a, *b;
     float *c;

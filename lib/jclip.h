@@ -96,6 +96,16 @@ bool jc_blas_batch_invariant(void);
 int jc_blas_row_unroll(void);
 
 /*
+ * The most rows a matrix product may have to be computed by jclip's own kernel (each
+ * weight read once for all of them), which sums in OpenBLAS's order so that a row's bits
+ * are the same on either path; 0 when the probe found OpenBLAS's order to be none the
+ * kernel follows (Haswell's kernels), and every product goes to OpenBLAS. jc_blas_kblock()
+ * is that order's block of K (0 likewise).
+ */
+int jc_blas_few_rows(void);
+int jc_blas_kblock(void);
+
+/*
  * OpenBLAS's SGEMM speed on this machine with `threads` cores, in GFLOP/s: the best of five
  * n x n x n products run by OpenBLAS's own threads and of five split by rows between that
  * many threads of jclip's pool, each calling OpenBLAS single-threaded. 0 when out of

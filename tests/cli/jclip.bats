@@ -35,7 +35,21 @@ load helper
     [[ "${lines[5]}" == "vision tower: EVA-02 ViT, 2 layers, width 128, 2 heads of 64, MLP 341, 224 px in 16 px patches, "*" parameters" ]]
     [[ "${lines[6]}" =~ ^kernels:\ +(ref|avx2|avx512|neon) ]]
     [[ "${lines[7]}" == "openblas:     core type "* ]]
-    [ "${lines[8]}" = "threads:      2" ]
+    [[ "${lines[8]}" == "few rows:     "* ]]
+    [ "${lines[9]}" = "threads:      2" ]
+}
+
+@test "info: products of few rows in jclip's kernel where it matches OpenBLAS's order, never on Haswell's" {
+    OPENBLAS_CORETYPE=Haswell run --separate-stderr "$JCLIP" info -m "$MODEL"
+    [ "${lines[8]}" = "few rows:     through OpenBLAS (its order is not one jclip's kernel matches)" ]
+    OPENBLAS_CORETYPE=Haswell run --separate-stderr "$JCLIP" info -m "$MODEL" --json
+    [ "$(echo "$output" | jq .few_rows)" = 0 ]
+    if "$JCLIP" info -m "$MODEL" | grep -q '^kernels: *avx512'; then
+        OPENBLAS_CORETYPE=SkylakeX run --separate-stderr "$JCLIP" info -m "$MODEL"
+        [ "${lines[8]}" = "few rows:     up to 64 in jclip's own kernel, in OpenBLAS's order (K in blocks of 448)" ]
+        OPENBLAS_CORETYPE=SkylakeX run --separate-stderr "$JCLIP" info -m "$MODEL" --json
+        [ "$(echo "$output" | jq .few_rows)" = 64 ]
+    fi
 }
 
 @test "info --json: version, the weights' SHA-256 and how it runs, for a driver to compare hosts" {
