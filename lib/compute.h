@@ -54,10 +54,10 @@ typedef void (*jc_job_fn)(void *arg, int job, int thread);
 struct jc_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    int size;    /* threads including the caller; 0 until set */
-    int started; /* workers created */
-    unsigned generation;
-    int busy; /* workers still in the current run */
+    int size;               /* threads including the caller; 0 until set */
+    int started;            /* workers created */
+    atomic_uint generation; /* written under lock; read by spinning workers without */
+    atomic_int busy;        /* workers still in the current run, likewise */
     jc_job_fn fn;
     void *arg;
     int n_jobs;
