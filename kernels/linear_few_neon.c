@@ -3,6 +3,7 @@
  * registers), so each lane is one element's fused multiply-add chain over k, in order;
  * 4 columns at a time. More than 16 rows read w once per 16. Contract: kernels/README.md.
  */
+#include "linear_few_rows.h"
 #include "neon.h"
 
 #include <arm_neon.h>
@@ -43,12 +44,5 @@ static inline __attribute__((always_inline)) void tile(float *c, int ldc, const 
 void jc_linear_few_neon(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                         int n, const int *ends, int blocks)
 {
-    for (int r0 = 0; r0 < m; r0 += 16) {
-        float *cr = c + (size_t)r0 * ldc;
-        int j = 0, mr = m - r0;
-        for (; j + 4 <= n; j += 4)
-            tile(cr + j, ldc, xt + r0, mp, mr, w + (size_t)j * ldw, ldw, ends, blocks, 4);
-        for (; j < n; j++)
-            tile(cr + j, ldc, xt + r0, mp, mr, w + (size_t)j * ldw, ldw, ends, blocks, 1);
-    }
+    LINEAR_FEW_BY_16_ROWS(tile)
 }
