@@ -54,8 +54,10 @@ load_run() {
     echo "VmRSS $before kB before, $after kB after"
     [ "$(jq '.texts > 100 and .images > 50 and .failed == 0 and .mismatched == 0' "$BATS_TEST_TMPDIR/load.json")" = true ]
     # 16 MB: a few of the largest requests in flight at once; a leak of even one body per
-    # request would pass it many times over
-    [ $((after - before)) -lt 16384 ]
+    # request would pass it many times over. Under AddressSanitizer freed blocks wait in its
+    # quarantine (256 MB) and resident memory grows with the traffic; there LeakSanitizer,
+    # when stop_server makes the server exit, is what finds a leak.
+    [ -n "${JCLIP_SANITIZED:-}" ] || [ $((after - before)) -lt 16384 ]
     grep -c 'POST /v1/embeddings 200' "$LOG"
     ! grep -v 'POST /v1/embeddings 200\|listening on' "$LOG"
 }
