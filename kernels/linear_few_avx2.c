@@ -1,6 +1,7 @@
 /*
  * The product of few rows on AVX2: rows are the vector lanes, 16 at a time (two registers),
- * so each lane is one element's FMA chain over k, in order; 4 columns at a time. More than
+ * so each lane is one element's FMA chain over k, in order; 6 columns at a time (12
+ * accumulators: the FMA units stay busy through their latency). More than
  * 16 rows read w once per 16. Contract: kernels/README.md.
  */
 #include "fma_avx2.h"
@@ -11,24 +12,27 @@ static inline __attribute__((always_inline)) void tile(float *c, int ldc, const 
                                                        int m, const float *w, int ldw,
                                                        const int *ends, int blocks, const int NB)
 {
-    float ct[4][16] __attribute__((aligned(32)));
-    __m256 acc[4][2];
+    float ct[6][16] __attribute__((aligned(32)));
+    __m256 acc[6][2];
 
     for (int j = 0; j < NB; j++)
         for (int r = 0; r < 16; r++)
             ct[j][r] = r < m ? c[(size_t)r * ldc + j] : 0;
     for (int b = 0, k = 0; b < blocks; b++) {
+#pragma GCC unroll 6
         for (int j = 0; j < NB; j++)
             acc[j][0] = acc[j][1] = _mm256_setzero_ps();
         for (; k < ends[b]; k++) {
             const float *x = xt + (size_t)k * mp;
             __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+#pragma GCC unroll 6
             for (int j = 0; j < NB; j++) {
                 __m256 wb = _mm256_broadcast_ss(w + (size_t)j * ldw + k);
                 acc[j][0] = jc_fmadd256(x0, wb, acc[j][0]);
                 acc[j][1] = jc_fmadd256(x1, wb, acc[j][1]);
             }
         }
+#pragma GCC unroll 6
         for (int j = 0; j < NB; j++)
             for (int v = 0; v < 2; v++)
                 _mm256_store_ps(ct[j] + 8 * v,
@@ -42,5 +46,5 @@ static inline __attribute__((always_inline)) void tile(float *c, int ldc, const 
 void jc_linear_few_avx2(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                         int n, const int *ends, int blocks)
 {
-    LINEAR_FEW_BY_16_ROWS(tile)
+    LINEAR_FEW_BY_16_ROWS(tile, 6)
 }

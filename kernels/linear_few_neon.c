@@ -44,5 +44,5 @@ static inline __attribute__((always_inline)) void tile(float *c, int ldc, const 
 void jc_linear_few_neon(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                         int n, const int *ends, int blocks)
 {
-    LINEAR_FEW_BY_16_ROWS(tile)
+    LINEAR_FEW_BY_16_ROWS(tile, 4)
 }
