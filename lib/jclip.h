@@ -104,6 +104,13 @@ int jc_blas_row_unroll(void);
  */
 int jc_blas_few_rows(void);
 int jc_blas_kblock(void);
+/*
+ * Where jc_blas_few_rows() is 0: the longest text whose products jclip's own kernel
+ * computes whatever its batch, in its own order (K in blocks of jc_linear_own_kblock()),
+ * when OpenBLAS would pad the text by half or more; 0 where jc_blas_few_rows() is not.
+ */
+int jc_linear_own_tokens(void);
+int jc_linear_own_kblock(void);
 
 /*
  * OpenBLAS's SGEMM speed on this machine with `threads` cores, in GFLOP/s: the best of five

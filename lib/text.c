@@ -24,7 +24,7 @@
 struct text_ws {
     const struct jc_text_tower *t;
     const struct jc_kernels *k;
-    size_t T;
+    size_t T, own; /* rows; the first `own` of them, jc_linear_split's */
     int D, I;
     struct jc_seq *seqs;
     struct jc_attention attn;
@@ -84,18 +84,27 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
     const int D = w->D, I = w->I;
     const size_t T = w->T;
 
-    jc_linear(w->h, (int)T, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, w->pad);
+    const int own = (int)w->own;
+
+    jc_linear_split(w->h, (int)T, own, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, false, w->pad);
     jc_attention(&w->attn, w->jobs, w->scores);
-    jc_linear_add(w->ctx, (int)T, D, l->wout, l->bout, D, w->h, D, w->pad);
+    jc_linear_split(w->ctx, (int)T, own, D, l->wout, l->bout, D, w->h, D, true, w->pad);
     layernorm(w, 0, T, l->ln1_w, l->ln1_b);
 
-    /* The feed-forward runs in row chunks so its 2I-wide activations stay small. */
-    for (size_t r0 = 0; r0 < T; r0 += w->chunk) {
-        size_t rows = T - r0 < w->chunk ? T - r0 : w->chunk;
-        jc_linear(w->h + r0 * D, (int)rows, D, l->wg, NULL, 2 * I, w->u, 2 * I, w->pad);
+    /*
+     * The feed-forward runs in row chunks so its 2I-wide activations stay small; the own
+     * rows and the rest in chunks of their own, so the rest's start at multiples of the
+     * unroll from its first row.
+     */
+    for (size_t r0 = 0, rows; r0 < T; r0 += rows) {
+        size_t end = r0 < w->own ? w->own : T;
+        rows = end - r0 < w->chunk ? end - r0 : w->chunk;
+        int o = r0 < w->own ? (int)rows : 0;
+        jc_linear_split(w->h + r0 * D, (int)rows, o, D, l->wg, NULL, 2 * I, w->u, 2 * I, false,
+                        w->pad);
         w->rows = rows;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), glu_job, w);
-        jc_linear_add(w->y, (int)rows, I, l->wo, l->bo, D, w->h + r0 * D, D, w->pad);
+        jc_linear_split(w->y, (int)rows, o, I, l->wo, l->bo, D, w->h + r0 * D, D, true, w->pad);
     }
     layernorm(w, 0, T, l->ln2_w, l->ln2_b);
 }
@@ -159,13 +168,21 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.k = jc_runtime()->kernels;
     w.D = D;
     w.I = I;
-    /* Each text starts at a multiple of the GEMM unroll, so batching changes no bit. */
+    /*
+     * The texts jc_linear_own takes come first, packed, as jc_linear_split's own rows; every
+     * other text starts at a multiple of the GEMM unroll from the first row after them. So
+     * batching changes no bit.
+     */
     const size_t unroll = (size_t)jc_blas_row_unroll();
     for (size_t s = 0; s < n; s++) {
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
-        w.T += (lens[s] + unroll - 1) / unroll * unroll;
+        if (jc_linear_own(lens[s]))
+            w.own += lens[s];
+        else
+            w.T += (lens[s] + unroll - 1) / unroll * unroll;
     }
+    w.T += w.own;
     if (w.T > (1u << 24))
         return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T);
 
@@ -175,9 +192,11 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         rc = JC_ENOMEM;
         goto out_free;
     }
-    size_t off = 0;
+    size_t off = 0, off_rest = w.own;
     for (size_t s = 0; s < n; s++) {
-        w.seqs[s].off = off;
+        bool own = jc_linear_own(lens[s]);
+        size_t o = own ? off : off_rest;
+        w.seqs[s].off = o;
         w.seqs[s].len = lens[s];
         for (size_t i = 0; i < lens[s]; i++) {
             int32_t id = ids[s][i];
@@ -186,10 +205,13 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
                              id, t->dims.vocab);
                 goto out_free;
             }
-            w.mask[off + i] = id != 0;
+            w.mask[o + i] = id != 0;
             w.seqs[s].padded |= id == 0;
         }
-        off += (lens[s] + unroll - 1) / unroll * unroll;
+        if (own)
+            off += lens[s];
+        else
+            off_rest += (lens[s] + unroll - 1) / unroll * unroll;
     }
     size_t chunk = w.chunk = jc_chunk_rows(w.T, w.T <= MLP_ONE_CHUNK ? MLP_ONE_CHUNK : MLP_ROWS);
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,

@@ -2,8 +2,8 @@
  * jc_linear and jc_linear_add, with and without a bias: right against a double-precision
  * product, and bitwise the same for a row whatever rows surround it, how many there are
  * and how many threads run them, at the same index modulo the unroll, also where the
- * threads' rows are cut unevenly; jc_dot_matrix the same for a query whatever queries
- * come with it. Run as the machine is and under OPENBLAS_CORETYPE=Haswell by make test.
+ * threads' rows are cut unevenly; jc_linear_split's own rows likewise, whatever rows share
+ * the call; jc_dot_matrix the same for a query whatever queries come with it. Run as the machine is and under OPENBLAS_CORETYPE=Haswell by make test.
  */
 #include "testutil.h"
 
@@ -39,6 +39,12 @@ static const struct {
             {1, 63}, {5, 64}, {1, 130}, {0, 299}, {2, 259}};
 
 #define ROWS 300
+
+/* jc_linear_split's own rows (a multiple of every unroll), and the calls run on some alone. */
+#define OWN 96
+static const struct {
+    int off, rows;
+} own_subs[] = {{0, 1}, {5, 2}, {7, 17}, {30, 64}, {20, 65}, {0, 96}};
 
 /* y = x w^T + b, or y = res + x w^T + b when adding; b may be NULL. */
 static void run(bool add, const float *x, int rows, int in, const float *w, const float *b, int out,
@@ -102,6 +108,46 @@ static void check_shape(int in, int out, bool add, bool bias)
                          out, what, off, off + n - 1, threads);
         }
     }
+
+    /*
+     * jc_linear_split: its first OWN rows (jclip's own kernel, where OpenBLAS's order is
+     * not one it matches) right, and each the same whatever rows share the call and however
+     * many threads run it; the rest as jc_linear gives them.
+     */
+    float *own = malloc((size_t)ROWS * out * sizeof *own);
+    assert_non_null(own);
+    jc_set_threads(2);
+    if (add)
+        memcpy(own, res, (size_t)ROWS * out * sizeof *own);
+    jc_linear_split(x, ROWS, OWN, in, w, bias ? b : NULL, out, own, out, add, scratch);
+    if (memcmp(own + (size_t)OWN * out, all + (size_t)OWN * out,
+               (size_t)(ROWS - OWN) * out * sizeof *own))
+        fail_msg("in %d out %d (%s): the rows after the own ones differ from jc_linear's", in,
+                 out, what);
+    for (int r = 0; r < OWN; r++)
+        for (int c = 0; c < out; c += 3) {
+            double want = b[c] + (add ? res[(size_t)r * out + c] : 0.0);
+            for (int k = 0; k < in; k++)
+                want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
+            if (fabs(own[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
+                fail_msg("in %d out %d (%s): own row %d col %d = %.9g, want %.9g", in, out, what,
+                         r, c, own[(size_t)r * out + c], want);
+        }
+    for (int threads = 1; threads <= 3; threads++) {
+        jc_set_threads(threads);
+        for (size_t s = 0; s < sizeof own_subs / sizeof *own_subs; s++) {
+            int off = own_subs[s].off, n = own_subs[s].rows;
+            if (add)
+                memcpy(part, res + (size_t)off * out, (size_t)n * out * sizeof *part);
+            jc_linear_split(x + (size_t)off * in, n, n, in, w, bias ? b : NULL, out, part, out, add,
+                            scratch);
+            if (memcmp(part, own + (size_t)off * out, (size_t)n * out * sizeof *part))
+                fail_msg("in %d out %d (%s): own rows %d..%d on %d threads differ from the whole",
+                         in, out, what, off, off + n - 1, threads);
+        }
+    }
+    free(own);
+
     jc_set_threads(0);
     free(x);
     free(w);
