@@ -443,7 +443,7 @@ static void test_rope_pool_reference(void **state)
  */
 static const int few_ms[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64};
 static const int few_ns[] = {1, 5, 8, 13, 96, 100};
-static const int few_ks[] = {1, 17, 40, 320, 700, 1000, 1100}; /* 1100: 64 rows of x past L2 */
+static const int few_ks[] = {1, 17, 40, 320, 700, 1000};
 
 static int few_blocks(int k, int q, int *ends)
 {
