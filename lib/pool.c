@@ -534,9 +534,19 @@ static void linear_own(const float *x, int rows, int own, int in, const float *w
                        int out, float *y, int ldy, bool acc, float *scratch)
 {
     for (int r0 = 0; r0 < own; r0 += FEW_ROWS) {
-        struct linear_job l = {x + (size_t)r0 * in, w, b, y + (size_t)r0 * ldy,
-                               own - r0 < FEW_ROWS ? own - r0 : FEW_ROWS, in, out, ldy, acc, 0,
-                               scratch, NULL, NULL};
+        struct linear_job l = {x + (size_t)r0 * in,
+                               w,
+                               b,
+                               y + (size_t)r0 * ldy,
+                               own - r0 < FEW_ROWS ? own - r0 : FEW_ROWS,
+                               in,
+                               out,
+                               ldy,
+                               acc,
+                               0,
+                               scratch,
+                               NULL,
+                               NULL};
         linear_few(&l, OWN_KBLOCK);
     }
     if (rows > own)

@@ -3,7 +3,8 @@
  * product, and bitwise the same for a row whatever rows surround it, how many there are
  * and how many threads run them, at the same index modulo the unroll, also where the
  * threads' rows are cut unevenly; jc_linear_split's own rows likewise, whatever rows share
- * the call; jc_dot_matrix the same for a query whatever queries come with it. Run as the machine is and under OPENBLAS_CORETYPE=Haswell by make test.
+ * the call; jc_dot_matrix the same for a query whatever queries come with it. Run as the machine is
+ * and under OPENBLAS_CORETYPE=Haswell by make test.
  */
 #include "testutil.h"
 
@@ -122,16 +123,16 @@ static void check_shape(int in, int out, bool add, bool bias)
     jc_linear_split(x, ROWS, OWN, in, w, bias ? b : NULL, out, own, out, add, scratch);
     if (memcmp(own + (size_t)OWN * out, all + (size_t)OWN * out,
                (size_t)(ROWS - OWN) * out * sizeof *own))
-        fail_msg("in %d out %d (%s): the rows after the own ones differ from jc_linear's", in,
-                 out, what);
+        fail_msg("in %d out %d (%s): the rows after the own ones differ from jc_linear's", in, out,
+                 what);
     for (int r = 0; r < OWN; r++)
         for (int c = 0; c < out; c += 3) {
             double want = b[c] + (add ? res[(size_t)r * out + c] : 0.0);
             for (int k = 0; k < in; k++)
                 want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
             if (fabs(own[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
-                fail_msg("in %d out %d (%s): own row %d col %d = %.9g, want %.9g", in, out, what,
-                         r, c, own[(size_t)r * out + c], want);
+                fail_msg("in %d out %d (%s): own row %d col %d = %.9g, want %.9g", in, out, what, r,
+                         c, own[(size_t)r * out + c], want);
         }
     for (int threads = 1; threads <= 3; threads++) {
         jc_set_threads(threads);
