@@ -1,16 +1,17 @@
 /*
- * The product of few rows on AVX2: rows are the vector lanes, 16 at a time (two registers),
- * so each lane is one element's FMA chain over k, in order; 6 columns at a time (12
- * accumulators: the FMA units stay busy through their latency). More than
- * 16 rows read w once per 16. Contract: kernels/README.md.
+ * The product of few rows on AVX2: rows are the vector lanes, 16 at a time (two registers;
+ * one when at most 8 are left), so each lane is one element's FMA chain over k, in order;
+ * 6 columns at a time (12 accumulators: the FMA units stay busy through their latency).
+ * Contract: kernels/README.md.
  */
 #include "fma_avx2.h"
 #include "linear_few_rows.h"
 #include "x86.h"
 
-static inline __attribute__((always_inline)) void tile(float *c, int ldc, const float *xt, int mp,
-                                                       int m, const float *w, int ldw,
-                                                       const int *ends, int blocks, const int NB)
+static inline __attribute__((always_inline)) void tile_v(float *c, int ldc, const float *xt, int mp,
+                                                         int m, const float *w, int ldw,
+                                                         const int *ends, int blocks, const int NB,
+                                                         const int V)
 {
     float ct[6][16] __attribute__((aligned(32)));
     __m256 acc[6][2];
@@ -21,26 +22,39 @@ static inline __attribute__((always_inline)) void tile(float *c, int ldc, const 
     for (int b = 0, k = 0; b < blocks; b++) {
 #pragma GCC unroll 6
         for (int j = 0; j < NB; j++)
-            acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+            for (int v = 0; v < V; v++)
+                acc[j][v] = _mm256_setzero_ps();
         for (; k < ends[b]; k++) {
             const float *x = xt + (size_t)k * mp;
-            __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+            __m256 x0 = _mm256_loadu_ps(x), x1 = V > 1 ? _mm256_loadu_ps(x + 8) : x0;
 #pragma GCC unroll 6
             for (int j = 0; j < NB; j++) {
                 __m256 wb = _mm256_broadcast_ss(w + (size_t)j * ldw + k);
                 acc[j][0] = jc_fmadd256(x0, wb, acc[j][0]);
-                acc[j][1] = jc_fmadd256(x1, wb, acc[j][1]);
+                if (V > 1)
+                    acc[j][1] = jc_fmadd256(x1, wb, acc[j][1]);
             }
         }
 #pragma GCC unroll 6
         for (int j = 0; j < NB; j++)
-            for (int v = 0; v < 2; v++)
+            for (int v = 0; v < V; v++)
                 _mm256_store_ps(ct[j] + 8 * v,
                                 _mm256_add_ps(_mm256_load_ps(ct[j] + 8 * v), acc[j][v]));
     }
     for (int j = 0; j < NB; j++)
         for (int r = 0; r < m && r < 16; r++)
             c[(size_t)r * ldc + j] = ct[j][r];
+}
+
+/* 9-16 rows in two registers; at most 8 (a short caption) in one, with half the FMAs. */
+static inline __attribute__((always_inline)) void tile(float *c, int ldc, const float *xt, int mp,
+                                                       int m, const float *w, int ldw,
+                                                       const int *ends, int blocks, const int NB)
+{
+    if (m <= 8)
+        tile_v(c, ldc, xt, mp, m, w, ldw, ends, blocks, NB, 1);
+    else
+        tile_v(c, ldc, xt, mp, m, w, ldw, ends, blocks, NB, 2);
 }
 
 void jc_linear_few_avx2(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,

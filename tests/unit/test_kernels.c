@@ -441,7 +441,7 @@ static void test_rope_pool_reference(void **state)
  * across several, strides past the operands, rows of xt past m holding other values (they
  * must not be stored) and the padding of c left alone.
  */
-static const int few_ms[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64};
+static const int few_ms[] = {1, 2, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 47, 48, 63, 64};
 static const int few_ns[] = {1, 5, 8, 13, 96, 100};
 static const int few_ks[] = {1, 17, 40, 320, 700, 1000};
 
