@@ -59,6 +59,16 @@ static void run(bool add, const float *x, int rows, int in, const float *w, cons
     }
 }
 
+/* y[r][c] in double precision: b[c] (+ res[r][c]) + x[r] . w[c]. */
+static double exact(const float *x, const float *w, const float *b, const float *res, int in,
+                    int out, int r, int c)
+{
+    double want = b[c] + (res ? res[(size_t)r * out + c] : 0.0);
+    for (int k = 0; k < in; k++)
+        want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
+    return want;
+}
+
 static void check_shape(int in, int out, bool add, bool bias)
 {
     float *x = malloc((size_t)ROWS * in * sizeof *x), *w = malloc((size_t)out * in * sizeof *w);
@@ -84,9 +94,7 @@ static void check_shape(int in, int out, bool add, bool bias)
     run(add, x, ROWS, in, w, bias ? b : NULL, out, res, all, scratch);
     for (int r = 0; r < ROWS; r++)
         for (int c = 0; c < out; c += 3) {
-            double want = b[c] + (add ? res[(size_t)r * out + c] : 0.0);
-            for (int k = 0; k < in; k++)
-                want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
+            double want = exact(x, w, b, add ? res : NULL, in, out, r, c);
             if (fabs(all[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
                 fail_msg("in %d out %d (%s): y[%d][%d] = %.9g, want %.9g", in, out, what, r, c,
                          all[(size_t)r * out + c], want);
@@ -127,9 +135,7 @@ static void check_shape(int in, int out, bool add, bool bias)
                  what);
     for (int r = 0; r < OWN; r++)
         for (int c = 0; c < out; c += 3) {
-            double want = b[c] + (add ? res[(size_t)r * out + c] : 0.0);
-            for (int k = 0; k < in; k++)
-                want += (double)x[(size_t)r * in + k] * w[(size_t)c * in + k];
+            double want = exact(x, w, b, add ? res : NULL, in, out, r, c);
             if (fabs(own[(size_t)r * out + c] - want) > 1e-5 * (1 + fabs(want)))
                 fail_msg("in %d out %d (%s): own row %d col %d = %.9g, want %.9g", in, out, what, r,
                          c, own[(size_t)r * out + c], want);
