@@ -131,15 +131,15 @@ void jc_linear(const float *x, int rows, int in, const float *w, const float *b,
 void jc_linear_add(const float *x, int rows, int in, const float *w, const float *b, int out,
                    float *y, int ldy, float *scratch);
 /*
- * Whether a sequence of this many tokens must come first and have its rows go to
- * jc_linear_split as `own` (never where OpenBLAS's order is the kernels'; lib/pool.c).
+ * How many rows of a sequence of this many tokens must go to jc_linear_split as `own`
+ * (none where OpenBLAS's order is the kernels'; lib/pool.c): all of them, or its last
+ * rows, those past its last whole group of jc_blas_row_unroll(), or none.
  */
-bool jc_linear_own(size_t tokens);
+size_t jc_linear_own_rows(size_t tokens);
 /*
  * jc_linear (acc false) or jc_linear_add (acc true) where the first `own` rows are those
- * of sequences jc_linear_own takes, laid out with no padding; the rest are laid out for
- * jc_linear from row `own`. Each row is bitwise the same whatever the other rows, as with
- * jc_linear.
+ * jc_linear_own_rows names, laid out with no padding; the rest are laid out for jc_linear
+ * from row `own`. Each row is bitwise the same whatever the other rows, as with jc_linear.
  */
 void jc_linear_split(const float *x, int rows, int own, int in, const float *w, const float *b,
                      int out, float *y, int ldy, bool acc, float *scratch);

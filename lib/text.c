@@ -1,8 +1,15 @@
 /*
  * The JinaBERT text tower (spec section 3). Sequences are packed into one token matrix for
- * the linear layers, so a batch of short and long texts wastes nothing on padding;
+ * the linear layers, so a batch of short and long texts wastes little on padding;
  * attention runs per sequence and head, in blocks of query rows, so its memory grows with
  * the sequence length, never with its square.
+ *
+ * The layout keeps batching from changing a bit (lib/pool.c): the rows jc_linear_own_rows
+ * names come first, packed, as jc_linear_split's own rows; every other sequence starts at a
+ * multiple of the GEMM unroll from the first row after them. A sequence split in two (its
+ * whole groups there, its last rows among the own rows) has a third place, past the
+ * linear layers' rows, where its rows sit in order for attention and pooling: its q, k
+ * and v are copied there after their product, and its attention output copied back.
  */
 #include "model.h"
 #include "compute.h"
@@ -21,14 +28,22 @@
 #define MLP_ROWS      2048
 #define EW_ROWS       64 /* token rows per elementwise job */
 
+/* A sequence's rows: its first `body` at `at`, the rest at `tail`; in order at seqs[].off. */
+struct split {
+    size_t seq, at, body, tail;
+};
+
 struct text_ws {
     const struct jc_text_tower *t;
     const struct jc_kernels *k;
-    size_t T, own; /* rows; the first `own` of them, jc_linear_split's */
+    size_t T, own; /* the linear layers' rows; the first `own` of them, jc_linear_split's */
     int D, I;
     struct jc_seq *seqs;
     struct jc_attention attn;
     struct jc_attention_job *jobs;
+    size_t *at;           /* [n] where each sequence's rows start in the linear layers */
+    struct split *splits; /* the sequences split in two */
+    size_t n_splits;
     uint8_t *mask; /* [T] 1 = real token */
     float *h;      /* [T, D] */
     float *qkv;    /* [T, 3D] */
@@ -38,6 +53,9 @@ struct text_ws {
     float *scores; /* jc_attention scratch */
     float *pad;    /* jc_linear scratch */
     /* per-phase arguments */
+    float *move;
+    int move_width;
+    bool move_in;
     const float *ln_w, *ln_b;
     size_t rows0, rows, chunk;
 };
@@ -79,6 +97,37 @@ static void layernorm(struct text_ws *w, size_t rows0, size_t rows, const float 
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
+static void move_job(void *arg, int j, int thread)
+{
+    struct text_ws *w = arg;
+    const struct split *sp = &w->splits[j];
+    const size_t width = (size_t)w->move_width, len = w->seqs[sp->seq].len;
+    float *in_order = w->move + w->seqs[sp->seq].off * width;
+    float *body = w->move + sp->at * width, *tail = w->move + sp->tail * width;
+    size_t nb = sp->body * width, nt = (len - sp->body) * width;
+    (void)thread;
+    if (w->move_in) {
+        memcpy(in_order, body, nb * sizeof *body);
+        memcpy(in_order + nb, tail, nt * sizeof *tail);
+    } else {
+        memcpy(body, in_order, nb * sizeof *body);
+        memcpy(tail, in_order + nb, nt * sizeof *tail);
+    }
+}
+
+/*
+ * The split sequences' rows of buf (`width` floats each): into their place in order (in),
+ * or back from it.
+ */
+static void move_rows(struct text_ws *w, float *buf, int width, bool in)
+{
+    w->move = buf;
+    w->move_width = width;
+    w->move_in = in;
+    if (w->n_splits)
+        jc_pool_run((int)w->n_splits, move_job, w);
+}
+
 static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
 {
     const int D = w->D, I = w->I;
@@ -87,7 +136,9 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
     const int own = (int)w->own;
 
     jc_linear_split(w->h, (int)T, own, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, false, w->pad);
+    move_rows(w, w->qkv, 3 * D, true);
     jc_attention(&w->attn, w->jobs, w->scores);
+    move_rows(w, w->ctx, D, false);
     jc_linear_split(w->ctx, (int)T, own, D, l->wout, l->bout, D, w->h, D, true, w->pad);
     layernorm(w, 0, T, l->ln1_w, l->ln1_b);
 
@@ -168,34 +219,48 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.k = jc_runtime()->kernels;
     w.D = D;
     w.I = I;
-    /*
-     * The texts jc_linear_own takes come first, packed, as jc_linear_split's own rows; every
-     * other text starts at a multiple of the GEMM unroll from the first row after them. So
-     * batching changes no bit.
-     */
+    /* The layout: see the top of this file. */
     const size_t unroll = (size_t)jc_blas_row_unroll();
+    size_t rest = 0, in_order = 0;
     for (size_t s = 0; s < n; s++) {
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
-        if (jc_linear_own(lens[s]))
-            w.own += lens[s];
-        else
-            w.T += (lens[s] + unroll - 1) / unroll * unroll;
+        size_t own = jc_linear_own_rows(lens[s]);
+        w.own += own;
+        rest += own == lens[s] ? 0 : (lens[s] - own + unroll - 1) / unroll * unroll;
+        if (own && own < lens[s]) {
+            w.n_splits++;
+            in_order += lens[s];
+        }
     }
-    w.T += w.own;
-    if (w.T > (1u << 24))
-        return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T);
+    w.T = w.own + rest;
+    if (w.T + in_order > (1u << 24))
+        return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T + in_order);
 
     w.seqs = jc_calloc(n, sizeof *w.seqs, "the batch");
-    w.mask = jc_calloc(w.T, 1, "the attention mask");
-    if (!w.seqs || !w.mask) {
+    w.mask = jc_calloc(w.T + in_order, 1, "the attention mask");
+    w.splits = jc_calloc(w.n_splits ? w.n_splits : 1, sizeof *w.splits, "the batch");
+    w.at = jc_calloc(n, sizeof *w.at, "the batch");
+    if (!w.seqs || !w.mask || !w.splits || !w.at) {
         rc = JC_ENOMEM;
         goto out_free;
     }
-    size_t off = 0, off_rest = w.own;
+    size_t off_own = 0, off_rest = w.own, off_in_order = w.T, sp = 0;
     for (size_t s = 0; s < n; s++) {
-        bool own = jc_linear_own(lens[s]);
-        size_t o = own ? off : off_rest;
+        size_t own = jc_linear_own_rows(lens[s]), o;
+        if (own == lens[s]) {
+            o = w.at[s] = off_own;
+            off_own += own;
+        } else {
+            o = w.at[s] = off_rest;
+            off_rest += (lens[s] - own + unroll - 1) / unroll * unroll;
+            if (own) {
+                w.splits[sp++] = (struct split){s, w.at[s], lens[s] - own, off_own};
+                off_own += own;
+                o = off_in_order;
+                off_in_order += lens[s];
+            }
+        }
         w.seqs[s].off = o;
         w.seqs[s].len = lens[s];
         for (size_t i = 0; i < lens[s]; i++) {
@@ -208,21 +273,17 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
             w.mask[o + i] = id != 0;
             w.seqs[s].padded |= id == 0;
         }
-        if (own)
-            off += lens[s];
-        else
-            off_rest += (lens[s] + unroll - 1) / unroll * unroll;
     }
     size_t chunk = w.chunk = jc_chunk_rows(w.T, w.T <= MLP_ONE_CHUNK ? MLP_ONE_CHUNK : MLP_ROWS);
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
     const size_t f = sizeof(float), bytes[] = {
-                                        w.T * D * f,       /* h */
-                                        w.T * 3 * D * f,   /* qkv */
-                                        w.T * D * f,       /* ctx */
-                                        chunk * 2 * I * f, /* u */
-                                        chunk * I * f,     /* y */
+                                        w.T * D * f,                  /* h */
+                                        (w.T + in_order) * 3 * D * f, /* qkv */
+                                        (w.T + in_order) * D * f,     /* ctx */
+                                        chunk * 2 * I * f,            /* u */
+                                        chunk * I * f,                /* y */
                                         jc_attention_scratch(t->dims.head_dim) * f,
                                         jc_linear_scratch_max(shapes, 4) * f,
                                     };
@@ -259,24 +320,38 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
      * text's rows read them.
      */
     memset(w.h, 0, w.T * D * sizeof *w.h);
-    memset(w.ctx, 0, w.T * D * sizeof *w.ctx);
-    for (size_t s = 0; s < n; s++)
+    memset(w.ctx, 0, (w.T + in_order) * D * sizeof *w.ctx);
+    for (size_t s = 0, sp = 0; s < n; s++) {
+        const struct split *q = sp < w.n_splits && w.splits[sp].seq == s ? &w.splits[sp++] : NULL;
         for (size_t i = 0; i < lens[s]; i++) {
-            float *h = w.h + (w.seqs[s].off + i) * D;
+            size_t row = !q || i < q->body ? w.at[s] + i : q->tail + i - q->body;
+            float *h = w.h + row * D;
             const float *e = t->word_emb + (size_t)ids[s][i] * D;
             for (int c = 0; c < D; c++)
                 h[c] = e[c] + t->type_emb[c];
             w.k->layernorm(h, h, t->emb_ln_w, t->emb_ln_b, D, t->dims.eps);
         }
+    }
 
     for (int l = 0; l < t->dims.layers; l++)
         run_layer(&w, &t->layers[l]);
 
-    /* Mean over the tokens that are not [PAD], [CLS] and [SEP] included; sums in double. */
+    /*
+     * Mean over the tokens that are not [PAD], [CLS] and [SEP] included; sums in double. The
+     * split sequences' rows, in order, in ctx (h has no room for them).
+     */
+    for (size_t j = 0; j < w.n_splits; j++) {
+        const struct split *q = &w.splits[j];
+        size_t len = lens[q->seq];
+        float *to = w.ctx + w.seqs[q->seq].off * D;
+        memcpy(to, w.h + q->at * D, q->body * D * sizeof *to);
+        memcpy(to + q->body * D, w.h + q->tail * D, (len - q->body) * D * sizeof *to);
+    }
     for (size_t s = 0; s < n; s++) {
         const struct jc_seq *q = &w.seqs[s];
+        const float *rows = q->off >= w.T ? w.ctx : w.h;
         float *o = out + s * D;
-        w.k->mean_pool(o, w.h + q->off * D, (size_t)D, w.mask + q->off, q->len, D);
+        w.k->mean_pool(o, rows + q->off * D, (size_t)D, w.mask + q->off, q->len, D);
         if (!(flags & JC_EMBED_RAW))
             jc_l2_normalize(o, D);
     }
@@ -285,5 +360,7 @@ out_free:
     free(w.seqs);
     free(w.mask);
     free(w.jobs);
+    free(w.splits);
+    free(w.at);
     return rc;
 }
