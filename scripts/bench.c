@@ -176,12 +176,33 @@ static void sample_best_peak(void)
         pclose(p);
 }
 
+static double time_texts(struct jc_model *m, size_t n, size_t len, int reps);
+
+static double read_bandwidth(int threads);
+
+/*
+ * The batch-1 caption, the machine's read bandwidth and the 512-token text are measured
+ * at every peak sample too while the model is open, and their rows show the best of all:
+ * the peak is the best of samples spread over the run, and on a shared host a slow spell
+ * can cover all the consecutive runs of one row (a 512-token text took 0.8-1.0 s here,
+ * and the caption's ratio to the floor was 1.35 and 1.83 in two runs of one build).
+ */
+static struct jc_model *long_model;
+static double t512 = 1e30, c1 = 1e30, bw;
+static int spread_samples;
+
 static void sample_peak(void)
 {
     double g = jc_blas_peak_gflops(peak_threads, 2048);
     peak = g > peak ? g : peak;
     peak_low = g < peak_low ? g : peak_low;
     peak_samples++;
+    if (long_model) {
+        c1 = fmin(c1, time_texts(long_model, 1, 16, 5));
+        bw = fmax(bw, read_bandwidth(peak_threads));
+        t512 = fmin(t512, time_texts(long_model, 1, 512, 1));
+        spread_samples++;
+    }
 }
 
 static struct bench_row {
@@ -706,6 +727,7 @@ int main(int argc, char **argv)
     if (jc_model_open(&m, dir, JC_LOAD_TEXT | JC_LOAD_VISION) < 0 || jc_model_info(m, &in) < 0)
         die(dir);
     jc_model_preprocess(m, &size, mean, std);
+    long_model = m;
 
     printf("jclip-bench: %s, %d threads, kernels %s, OpenBLAS core type %s, GEMM rows in groups "
            "of %d\n",
@@ -731,14 +753,11 @@ int main(int argc, char **argv)
 
     /* Texts. */
     double fc = text_flops(&in.text, 16);
-    double c1 = time_texts(m, 1, 16, 10);
-    double bw = read_bandwidth(threads), wb = text_weight_bytes(&in.text);
-    static char stream_note[160];
-    snprintf(stream_note, sizeof stream_note,
-             "%.2f ms: weights read at %.1f GB/s, the machine reads %.1f GB/s: %.2fx the "
-             "floor of %.2f ms",
-             c1 * 1e3, wb / c1 * 1e-9, bw, c1 / (wb / (bw * 1e9)), wb / (bw * 1e9) * 1e3);
-    row_note("captions (16 tokens), batch 1", 1 / c1, "captions/s", fc / c1, stream_note);
+    c1 = fmin(c1, time_texts(m, 1, 16, 10));
+    bw = fmax(bw, read_bandwidth(threads));
+    const double wb = text_weight_bytes(&in.text);
+    const int r1 = n_rows;
+    row("captions (16 tokens), batch 1", 0, "captions/s", 0); /* filled in below */
     /* the same through OpenBLAS, alternating with the kernels' path, same run */
     const struct jc_blas_rows probed_rows = *jc_blas_rows();
     if (probed_rows.kblock) {
@@ -764,10 +783,24 @@ int main(int argc, char **argv)
     double fc64 = text_flops(&in.text, 64);
     double c64 = time_texts(m, 32, 64, 4);
     row("texts (64 tokens), batch 32", 32 / c64, "texts/s", 32 * fc64 / c64);
-    double t512 = time_texts(m, 1, 512, 4); /* one run took 0.8-1.0 s on a shared 2-core host */
-    row("one 512-token text", t512 * 1e3, "ms", text_flops(&in.text, 512) / t512);
+    t512 = fmin(t512, time_texts(m, 1, 512, 2));
+    const int r512 = n_rows;
+    row("one 512-token text", 0, "ms", 0); /* filled in below */
     unaligned_rows(m, pixels, fi, fc, fc64);
+    sample_peak();
+    long_model = NULL;
     jc_model_free(m);
+    static char stream_note[200], note512[64];
+    snprintf(stream_note, sizeof stream_note,
+             "%.2f ms: weights read at %.1f GB/s, the machine reads %.1f GB/s: %.2fx the "
+             "floor of %.2f ms (best of %d spells each)",
+             c1 * 1e3, wb / c1 * 1e-9, bw, c1 / (wb / (bw * 1e9)), wb / (bw * 1e9) * 1e3,
+             spread_samples + 1);
+    rows[r1] = (struct bench_row){rows[r1].name, rows[r1].unit, stream_note, 1 / c1, fc / c1};
+    snprintf(note512, sizeof note512, "best of %d spells spread over the run", spread_samples + 1);
+    rows[r512].value = t512 * 1e3;
+    rows[r512].flops_per_s = text_flops(&in.text, 512) / t512;
+    rows[r512].note = note512;
 
     /* The long text in a process of its own, so its peak RSS is its own. */
     fflush(stdout);
