@@ -58,11 +58,11 @@ static int print_json(const struct jc_model_info *in)
     printf(",\"model_sha256\":\"%s\",\"dtype\":\"%s\",\"parameters\":%lld,"
            "\"dimensions\":%d,\"precision\":\"fp32\",\"kernels\":\"%s\","
            "\"openblas_core\":\"%s\",\"batch_invariant\":%s,\"row_unroll\":%d,"
-           "\"few_rows\":%d,\"own_tokens\":%d,\"own_tail\":%d,\"own_split\":%d,"
+           "\"few_rows\":%d,\"own_tokens\":%d,\"tail_split\":%d,"
            "\"threads\":%d}\n",
            hex, in->dtype, (long long)in->params, in->embed_dim, jc_isa_name(), jc_blas_corename(),
            jc_blas_batch_invariant() ? "true" : "false", jc_blas_row_unroll(), jc_blas_few_rows(),
-           jc_linear_own_tokens(), jc_linear_own_tail(), jc_linear_own_split(), jc_threads());
+           jc_linear_own_tokens(), jc_linear_tail_split(), jc_threads());
     if (fflush(stdout) != 0) {
         error("cannot write to stdout");
         return EXIT_FAIL;
@@ -157,13 +157,18 @@ int cmd_info(int argc, char **argv)
         printf("few rows:     up to %d in jclip's own kernel, in OpenBLAS's order (K in blocks of "
                "%d)\n",
                jc_blas_few_rows(), jc_blas_kblock());
-    else
-        printf("few rows:     texts of up to %d tokens that OpenBLAS would pad by half or more, "
-               "and the last 1-%d rows of texts under %d tokens past their groups of %d, in "
+    else if (jc_linear_tail_split())
+        printf("few rows:     texts of up to %d tokens that OpenBLAS would pad by half or more, in "
                "jclip's own kernel and order (K in blocks of %d), in any batch; the rest through "
-               "OpenBLAS (its order is not one jclip's kernel matches)\n",
-               jc_linear_own_tokens(), jc_linear_own_tail(), jc_linear_own_split(),
-               jc_blas_row_unroll(), jc_linear_own_kblock());
+               "OpenBLAS (its order is not one jclip's kernel matches), texts under %d tokens "
+               "sharing groups of %d for their last rows\n",
+               jc_linear_own_tokens(), jc_linear_own_kblock(), jc_linear_tail_split(),
+               jc_blas_row_unroll());
+    else
+        printf("few rows:     texts of up to %d tokens that OpenBLAS would pad by half or more, in "
+               "jclip's own kernel and order (K in blocks of %d), in any batch; the rest through "
+               "OpenBLAS (its order is not one jclip's kernel matches), in groups of %d\n",
+               jc_linear_own_tokens(), jc_linear_own_kblock(), jc_blas_row_unroll());
     printf("threads:      %d\n", jc_threads());
     jc_model_free(m);
     if (fflush(stdout) != 0) {

@@ -326,7 +326,8 @@ static bool same_rows(const float *c, int ldc, const float *ref, int ldref, int 
 /*
  * One row repeated PROBE_M times: which offsets give which bits. The unroll is the
  * smallest candidate whose period the pattern has; `alike` marks the offsets of a group
- * that round as offset 0 does.
+ * that round as offset 0 does; `halves` holds so far if those are its first half and the
+ * second half rounds alike too (Haswell's).
  */
 static bool probe_pattern(float *a, const float *b, float *c, struct jc_blas_rows *r)
 {
@@ -343,9 +344,14 @@ static bool probe_pattern(float *a, const float *b, float *c, struct jc_blas_row
             continue;
         r->unroll = U;
         r->alike = 0;
-        for (i = 0; i < U; i++)
+        r->halves = U % 2 == 0;
+        for (i = 0; i < U; i++) {
+            const float *like = c + (size_t)(i < U / 2 ? 0 : U / 2) * PROBE_N;
             if (same_rows(c + (size_t)i * PROBE_N, 0, c, 0, 1, PROBE_N))
                 r->alike |= (uint64_t)1 << i;
+            r->halves = r->halves && same_rows(c + (size_t)i * PROBE_N, 0, like, 0, 1, PROBE_N) &&
+                        (i < U / 2) == (r->alike >> i & 1);
+        }
         return true;
     }
     return false;
@@ -353,10 +359,11 @@ static bool probe_pattern(float *a, const float *b, float *c, struct jc_blas_row
 
 /*
  * Distinct rows: calls that start at other multiples of U and have other multiples of U
- * rows give each row the bits of the reference call; then whether blocks of columns do.
+ * rows give each row the bits of the reference call; whether the halves of groups can be
+ * exchanged between groups (`halves`); then whether blocks of columns do.
  */
 static bool probe_shifts(const float *a, const float *b, const float *bias, float *ref, float *c,
-                         struct jc_blas_rows *r)
+                         float *moved, struct jc_blas_rows *r)
 {
     const int U = r->unroll;
     static const int shifts[] = {1, 2, 5, 13};
@@ -373,6 +380,25 @@ static bool probe_shifts(const float *a, const float *b, const float *bias, floa
             if (!same_rows(c, PROBE_N, ref + (size_t)sh * PROBE_N, PROBE_N, sizes[k], PROBE_N))
                 return false;
         }
+    }
+    /* halves: each group's first half from the next group, its second half its own */
+    if (r->halves) {
+        int groups = PROBE_M / U, h = U / 2;
+        for (int g = 0; g < groups; g++) {
+            int from = (g + 1) % groups * U;
+            memcpy(moved + (size_t)g * U * PROBE_K, a + (size_t)from * PROBE_K,
+                   (size_t)h * PROBE_K * sizeof *a);
+            memcpy(moved + ((size_t)g * U + h) * PROBE_K, a + ((size_t)g * U + h) * PROBE_K,
+                   (size_t)h * PROBE_K * sizeof *a);
+        }
+        probe_call(PROBE_M, PROBE_N, moved, b, bias, c);
+        for (int g = 0; g < groups; g++)
+            r->halves =
+                r->halves &&
+                same_rows(c + (size_t)g * U * PROBE_N, PROBE_N,
+                          ref + (size_t)(g + 1) % groups * U * PROBE_N, PROBE_N, h, PROBE_N) &&
+                same_rows(c + ((size_t)g * U + h) * PROBE_N, PROBE_N,
+                          ref + ((size_t)g * U + h) * PROBE_N, PROBE_N, h, PROBE_N);
     }
     /* columns 16 .. N - 16, then 32 .. 80 */
     probe_call(PROBE_M, PROBE_N - 32, a, b + 16 * PROBE_K, bias ? bias + 16 : NULL, c);
@@ -479,11 +505,12 @@ static void probe_rows(void)
     struct jc_blas_rows r = {.cols = true};
     uint32_t x = 0x9e3779b9u;
 
-    ob->probe_mem = malloc((na + nb + 2 * nc + PROBE_N) * sizeof *ob->probe_mem);
+    ob->probe_mem = malloc((2 * na + nb + 2 * nc + PROBE_N) * sizeof *ob->probe_mem);
     /* no memory to tell: rows in groups of 64 and no column blocks, the likeliest to hold */
     if (!ob->probe_mem || jc_blas_reserve() < 0)
         goto out;
-    float *a = ob->probe_mem, *b = a + na, *ref = b + nb, *c = ref + nc, *bias = c + nc;
+    float *a = ob->probe_mem, *b = a + na, *ref = b + nb, *c = ref + nc, *bias = c + nc,
+          *moved = bias + PROBE_N;
     /* Values of mixed sign and magnitude, so a different summation order shows in the bits. */
     for (size_t i = 0; i < na + nb + PROBE_N; i++, x = x * 1664525u + 1013904223u) {
         float v = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
@@ -499,7 +526,8 @@ static void probe_rows(void)
     for (size_t i = PROBE_K; i < na; i++, x = x * 1664525u + 1013904223u)
         a[i] = (float)((int32_t)x >> 8) * 0x1p-23f * (1 + (x & 7));
     /* Both ways jc_linear calls: beta 0 without a bias, beta 1 onto a bias. */
-    r.invariant = probe_shifts(a, b, NULL, ref, c, &r) && probe_shifts(a, b, bias, ref, c, &r);
+    r.invariant =
+        probe_shifts(a, b, NULL, ref, c, moved, &r) && probe_shifts(a, b, bias, ref, c, moved, &r);
     if (r.invariant)
         r.kblock = probe_kblock(bias);
     if (r.invariant)

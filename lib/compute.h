@@ -32,6 +32,7 @@ struct jc_blas_rows {
     int unroll;
     uint64_t alike;
     bool cols, invariant;
+    bool halves; /* offsets 0..U/2-1 round alike, and U/2..U-1: rows move between groups */
     int kblock;
 };
 const struct jc_blas_rows *jc_blas_rows(void);
@@ -132,10 +133,15 @@ void jc_linear_add(const float *x, int rows, int in, const float *w, const float
                    float *y, int ldy, float *scratch);
 /*
  * How many rows of a sequence of this many tokens must go to jc_linear_split as `own`
- * (none where OpenBLAS's order is the kernels'; lib/pool.c): all of them, or its last
- * rows, those past its last whole group of jc_blas_row_unroll(), or none.
+ * (none where OpenBLAS's order is the kernels'; lib/pool.c): all of them or none.
  */
 size_t jc_linear_own_rows(size_t tokens);
+/*
+ * How many of its rows past its last whole group of jc_blas_row_unroll() a sequence puts in
+ * groups shared with other sequences' (lib/pool.c): the first (n + 1) / 2 in first halves
+ * of groups, the rest in second halves; 0 when its last group is padded instead.
+ */
+size_t jc_linear_tail_rows(size_t tokens);
 /*
  * jc_linear (acc false) or jc_linear_add (acc true) where the first `own` rows are those
  * jc_linear_own_rows names, laid out with no padding; the rest are laid out for jc_linear

@@ -108,13 +108,12 @@ int jc_blas_kblock(void);
  * Where jc_blas_few_rows() is 0: the longest text whose products jclip's own kernel
  * computes whatever its batch, in its own order (K in blocks of jc_linear_own_kblock()),
  * when OpenBLAS would pad the text by half or more; 0 where jc_blas_few_rows() is not.
- * Texts shorter than jc_linear_own_split() tokens have their rows past their last whole
- * group of jc_blas_row_unroll() computed there too, when there are at most
- * jc_linear_own_tail() of them (both 0 where no padding is needed).
+ * Other texts shorter than jc_linear_tail_split() tokens put their rows past their last
+ * whole group of jc_blas_row_unroll() in groups shared with other texts' (0 where no
+ * padding is needed, or OpenBLAS rounds rows too unevenly for that).
  */
 int jc_linear_own_tokens(void);
-int jc_linear_own_tail(void);
-int jc_linear_own_split(void);
+int jc_linear_tail_split(void);
 int jc_linear_own_kblock(void);
 
 /*

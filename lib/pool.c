@@ -496,48 +496,44 @@ static void linear_few(const struct linear_job *l, int kblock)
 
 /*
  * Where no order of the kernel's matches OpenBLAS's (Haswell's kernels, which AMD's Zen 1-3
- * run too), some rows still take linear_few, in blocks of K of OWN_KBLOCK, but only rows
- * that go there whatever the batch: the callers put the rows jc_linear_own_rows names first
- * and pass them as `own`, which go to the kernel FEW_ROWS at a time. jc_linear_own_rows
- * decides by a sequence's length alone:
+ * run too), the rows of short texts still take linear_few, in blocks of K of OWN_KBLOCK, but
+ * only rows that go there whatever the batch: the callers put the rows jc_linear_own_rows
+ * names first and pass them as `own`, which go to the kernel FEW_ROWS at a time. They are
+ * all the rows of a text of at most OWN_TOKENS tokens that OpenBLAS would pad by half or
+ * more. A caption then reads each weight once at batch 1 and gets the same bits in a batch
+ * of 256. Measured on a 2-core Zen 3 (full model): a 16-token caption at batch 1 took 44
+ * against 110 ms through OpenBLAS, an 8-token one 36-41 against 79-89 ms; at batch 32,
+ * 7-token captions took 430-440 against 600-670 ms, 16-token ones the same either way, but
+ * 12-token ones, which OpenBLAS does not pad, 780-970 against 560-680 ms: those stay with
+ * OpenBLAS.
  *
- * - all its rows, when it has at most OWN_TOKENS tokens and OpenBLAS would pad it by half
- *   or more. A caption then reads each weight once at batch 1 and gets the same bits in a
- *   batch of 256. Measured on a 2-core Zen 3 (full model): a 16-token caption at batch 1
- *   took 44 against 110 ms through OpenBLAS, an 8-token one 36-41 against 79-89 ms; at
- *   batch 32, 7-token captions took 430-440 against 600-670 ms, 16-token ones the same
- *   either way, but 12-token ones, which OpenBLAS does not pad, 780-970 against 560-680 ms:
- *   those stay with OpenBLAS.
- * - the rows past its last whole group, when they are at most OWN_TAIL and it is shorter
- *   than OWN_SPLIT: OpenBLAS takes its whole groups, the kernel the rest, and no row is
- *   padding. On many rows a kernel row cost 1.4-1.7 OpenBLAS rows, so a tail of t rows
- *   costs about 1.5t there against the 12 of its padded group: up to 7 rows it is cheaper.
- *   Past OWN_SPLIT tokens the padding is under 5% of a text, and splitting is not worth the
- *   copies it costs (lib/text.c). Measured on the same host, batch 32, against the same
- *   texts unaligned (one call per thread, no padding; batching then changes bits): 64
- *   tokens split +1.4% (padded to 72 before: +8.8%); 28 and 30 tokens split +9.8% and
- *   +11.7%, where padding adds 29% and 20% of the rows; 20 tokens, a tail of 8, +17.8%,
- *   against the 20% padding adds.
- * - else none.
+ * The other texts shorter than TAIL_SPLIT tokens need no padding either, where the probe
+ * found that the halves of a group round alike wherever they sit (`halves`; Haswell's:
+ * rows 0-5 of every whole group alike, and rows 6-11). A text's whole groups go to OpenBLAS
+ * as they are, and its rows past them (jc_linear_tail_rows) to groups shared with other
+ * texts' last rows: the first half of them (rounded up) into first halves of groups, the
+ * rest into second halves (lib/text.c lays them out). Each row's bits then depend on its
+ * own text alone, and only an odd tail and the batch's last group leave a slot empty.
+ * Measured on the same host, batch 32, against the same texts unaligned (one call per
+ * thread, no padding; batching then changes bits): 64 tokens +0.2%, 20 tokens +0.4%, where
+ * the kernel's rows for the last rows had cost 2-13% and padding 17.8% (kernels/README.md
+ * has the figures). Past TAIL_SPLIT tokens a text's last group is
+ * padded: the padding is then under 5% of the text, and under the copies to and from its
+ * place in order for attention that a split costs (lib/text.c).
  */
 #define OWN_KBLOCK 320
 #define OWN_TOKENS 16
-#define OWN_TAIL   7
-#define OWN_SPLIT  256
+#define TAIL_SPLIT 256
 
 int jc_linear_own_tokens(void)
 {
     return jc_blas_rows()->kblock ? 0 : OWN_TOKENS;
 }
 
-int jc_linear_own_tail(void)
+int jc_linear_tail_split(void)
 {
-    return jc_blas_rows()->kblock || jc_blas_rows()->unroll == 1 ? 0 : OWN_TAIL;
-}
-
-int jc_linear_own_split(void)
-{
-    return jc_linear_own_tail() ? OWN_SPLIT : 0;
+    const struct jc_blas_rows *br = jc_blas_rows();
+    return br->kblock || br->unroll == 1 || !br->halves ? 0 : TAIL_SPLIT;
 }
 
 int jc_linear_own_kblock(void)
@@ -549,11 +545,16 @@ size_t jc_linear_own_rows(size_t tokens)
 {
     const struct jc_blas_rows *br = jc_blas_rows();
     size_t u = (size_t)br->unroll, tail = tokens % u, padded = tokens - tail + (tail ? u : 0);
-    if (br->kblock || u == 1)
+    if (br->kblock || u == 1 || tokens > OWN_TOKENS)
         return 0;
-    if (tokens <= OWN_TOKENS)
-        return 2 * padded >= 3 * tokens ? tokens : 0;
-    return tokens < OWN_SPLIT && tail <= OWN_TAIL ? tail : 0;
+    return 2 * padded >= 3 * tokens ? tokens : 0;
+}
+
+size_t jc_linear_tail_rows(size_t tokens)
+{
+    if (tokens >= (size_t)jc_linear_tail_split() || jc_linear_own_rows(tokens))
+        return 0;
+    return tokens % (size_t)jc_blas_row_unroll();
 }
 
 static void linear(const float *x, int rows, int in, const float *w, const float *b, int out,

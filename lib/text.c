@@ -4,11 +4,14 @@
  * attention runs per sequence and head, in blocks of query rows, so its memory grows with
  * the sequence length, never with its square.
  *
- * The layout keeps batching from changing a bit (lib/pool.c): the rows jc_linear_own_rows
- * names come first, packed, as jc_linear_split's own rows; every other sequence starts at a
- * multiple of the GEMM unroll from the first row after them. A sequence split in two (its
- * whole groups there, its last rows among the own rows) has a third place, past the
- * linear layers' rows, where its rows sit in order for attention and pooling: its q, k
+ * The layout keeps batching from changing a bit (lib/pool.c): the sequences whose rows
+ * jc_linear_own_rows names come first, packed, as jc_linear_split's own rows; every other
+ * sequence starts at a multiple of the GEMM unroll from the first row after them, and its
+ * last group is padded, or its rows past its last whole group (jc_linear_tail_rows) go to
+ * the groups shared by those rows of all sequences, after every sequence's whole groups:
+ * the first half of its tail (rounded up) to first halves of groups, the rest to second
+ * halves, each in the order of the sequences. A sequence split so has a third place, past
+ * the linear layers' rows, where its rows sit in order for attention and pooling: its q, k
  * and v are copied there after their product, and its attention output copied back.
  */
 #include "model.h"
@@ -28,9 +31,12 @@
 #define MLP_ROWS      2048
 #define EW_ROWS       64 /* token rows per elementwise job */
 
-/* A sequence's rows: its first `body` at `at`, the rest at `tail`; in order at seqs[].off. */
+/*
+ * A sequence's rows: its first `body` at `at`, the rest in the shared groups from the a-th
+ * slot of their first halves and the b-th of their second halves; in order at seqs[].off.
+ */
 struct split {
-    size_t seq, at, body, tail;
+    size_t seq, at, body, a, b;
 };
 
 struct text_ws {
@@ -44,14 +50,15 @@ struct text_ws {
     size_t *at;           /* [n] where each sequence's rows start in the linear layers */
     struct split *splits; /* the sequences split in two */
     size_t n_splits;
-    uint8_t *mask; /* [T] 1 = real token */
-    float *h;      /* [T, D] */
-    float *qkv;    /* [T, 3D] */
-    float *ctx;    /* [T, D] */
-    float *u;      /* [chunk, 2I] */
-    float *y;      /* [chunk, I] */
-    float *scores; /* jc_attention scratch */
-    float *pad;    /* jc_linear scratch */
+    size_t shared, half; /* the first row of the shared groups; half a group */
+    uint8_t *mask;       /* [T] 1 = real token */
+    float *h;            /* [T, D] */
+    float *qkv;          /* [T, 3D] */
+    float *ctx;          /* [T, D] */
+    float *u;            /* [chunk, 2I] */
+    float *y;            /* [chunk, I] */
+    float *scores;       /* jc_attention scratch */
+    float *pad;          /* jc_linear scratch */
     /* per-phase arguments */
     float *move;
     int move_width;
@@ -97,21 +104,33 @@ static void layernorm(struct text_ws *w, size_t rows0, size_t rows, const float 
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
+/* The row of the linear layers where the i-th row past a split sequence's body sits. */
+static size_t tail_row(const struct text_ws *w, const struct split *q, size_t i)
+{
+    const size_t first = (w->seqs[q->seq].len - q->body + 1) / 2, half = w->half;
+    size_t k = i < first ? q->a + i : q->b + i - first;
+    return w->shared + k / half * 2 * half + (i < first ? 0 : half) + k % half;
+}
+
 static void move_job(void *arg, int j, int thread)
 {
     struct text_ws *w = arg;
     const struct split *sp = &w->splits[j];
     const size_t width = (size_t)w->move_width, len = w->seqs[sp->seq].len;
     float *in_order = w->move + w->seqs[sp->seq].off * width;
-    float *body = w->move + sp->at * width, *tail = w->move + sp->tail * width;
-    size_t nb = sp->body * width, nt = (len - sp->body) * width;
+    float *body = w->move + sp->at * width;
+    const size_t nb = sp->body * width, bytes = width * sizeof *body;
     (void)thread;
-    if (w->move_in) {
+    if (w->move_in)
         memcpy(in_order, body, nb * sizeof *body);
-        memcpy(in_order + nb, tail, nt * sizeof *tail);
-    } else {
+    else
         memcpy(body, in_order, nb * sizeof *body);
-        memcpy(tail, in_order + nb, nt * sizeof *tail);
+    for (size_t i = 0; i < len - sp->body; i++) {
+        float *row = w->move + tail_row(w, sp, i) * width;
+        if (w->move_in)
+            memcpy(in_order + nb + i * width, row, bytes);
+        else
+            memcpy(row, in_order + nb + i * width, bytes);
     }
 }
 
@@ -221,19 +240,22 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.I = I;
     /* The layout: see the top of this file. */
     const size_t unroll = (size_t)jc_blas_row_unroll();
-    size_t rest = 0, in_order = 0;
+    size_t rest = 0, in_order = 0, firsts = 0; /* firsts: rows for first halves, the most */
     for (size_t s = 0; s < n; s++) {
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
-        size_t own = jc_linear_own_rows(lens[s]);
+        size_t own = jc_linear_own_rows(lens[s]), tail = jc_linear_tail_rows(lens[s]);
         w.own += own;
-        rest += own == lens[s] ? 0 : (lens[s] - own + unroll - 1) / unroll * unroll;
-        if (own && own < lens[s]) {
+        rest += own ? 0 : tail ? lens[s] - tail : (lens[s] + unroll - 1) / unroll * unroll;
+        if (tail) {
             w.n_splits++;
             in_order += lens[s];
+            firsts += (tail + 1) / 2;
         }
     }
-    w.T = w.own + rest;
+    w.half = unroll / 2;
+    w.shared = w.own + rest;
+    w.T = w.shared + (firsts ? (firsts + w.half - 1) / w.half * unroll : 0);
     if (w.T + in_order > (1u << 24))
         return jc_fail(JC_ELIMIT, "a batch of %zu tokens is too large", w.T + in_order);
 
@@ -245,18 +267,19 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         rc = JC_ENOMEM;
         goto out_free;
     }
-    size_t off_own = 0, off_rest = w.own, off_in_order = w.T, sp = 0;
+    size_t off_own = 0, off_rest = w.own, off_in_order = w.T, sp = 0, a = 0, b = 0;
     for (size_t s = 0; s < n; s++) {
-        size_t own = jc_linear_own_rows(lens[s]), o;
-        if (own == lens[s]) {
+        size_t own = jc_linear_own_rows(lens[s]), tail = jc_linear_tail_rows(lens[s]), o;
+        if (own) {
             o = w.at[s] = off_own;
             off_own += own;
         } else {
             o = w.at[s] = off_rest;
-            off_rest += (lens[s] - own + unroll - 1) / unroll * unroll;
-            if (own) {
-                w.splits[sp++] = (struct split){s, w.at[s], lens[s] - own, off_own};
-                off_own += own;
+            off_rest += tail ? lens[s] - tail : (lens[s] + unroll - 1) / unroll * unroll;
+            if (tail) {
+                w.splits[sp++] = (struct split){s, w.at[s], lens[s] - tail, a, b};
+                a += (tail + 1) / 2;
+                b += tail / 2;
                 o = off_in_order;
                 off_in_order += lens[s];
             }
@@ -324,7 +347,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     for (size_t s = 0, sp = 0; s < n; s++) {
         const struct split *q = sp < w.n_splits && w.splits[sp].seq == s ? &w.splits[sp++] : NULL;
         for (size_t i = 0; i < lens[s]; i++) {
-            size_t row = !q || i < q->body ? w.at[s] + i : q->tail + i - q->body;
+            size_t row = !q || i < q->body ? w.at[s] + i : tail_row(&w, q, i - q->body);
             float *h = w.h + row * D;
             const float *e = t->word_emb + (size_t)ids[s][i] * D;
             for (int c = 0; c < D; c++)
@@ -345,7 +368,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
         size_t len = lens[q->seq];
         float *to = w.ctx + w.seqs[q->seq].off * D;
         memcpy(to, w.h + q->at * D, q->body * D * sizeof *to);
-        memcpy(to + q->body * D, w.h + q->tail * D, (len - q->body) * D * sizeof *to);
+        for (size_t i = q->body; i < len; i++)
+            memcpy(to + i * D, w.h + tail_row(&w, q, i - q->body) * D, D * sizeof *to);
     }
     for (size_t s = 0; s < n; s++) {
         const struct jc_seq *q = &w.seqs[s];

@@ -308,8 +308,10 @@ static void unaligned_rows(struct jc_model *m, const float *pixels, double fi, d
                            double fc64)
 {
     static char notes[3][96];
-    const struct jc_blas_rows probed = *jc_blas_rows(),
-                              unaligned = {1, 1, probed.cols, false, probed.kblock};
+    const struct jc_blas_rows probed = *jc_blas_rows(), unaligned = {.unroll = 1,
+                                                                     .alike = 1,
+                                                                     .cols = probed.cols,
+                                                                     .kblock = probed.kblock};
     double a[3] = {1e30, 1e30, 1e30}, u[3] = {1e30, 1e30, 1e30};
     if (probed.unroll == 1)
         return;

@@ -161,11 +161,63 @@ static void test_configs(void **state)
         test_config(names[i]);
 }
 
+/*
+ * Texts whose last rows share groups with other texts' (lib/text.c) or are padded, among
+ * captions the kernel takes whole: each one's bits alone, in a batch in one order and in
+ * the reverse, with the others' tails before and after its own.
+ */
+static void test_layouts(void **state)
+{
+    static const size_t lens[] = {5,  9,  10, 11, 12,  13,  17,  20,  23,  29,  31,
+                                  40, 64, 65, 67, 100, 131, 253, 255, 256, 259, 3};
+    enum { N = sizeof lens / sizeof *lens };
+    char names[8][16], path[256];
+    int configs = tu_configs(names, 8);
+    (void)state;
+    for (int c = 0; c < configs; c++) {
+        struct jc_model *m;
+        snprintf(path, sizeof path, TU_MODELS "/%s", names[c]);
+        if (jc_model_open(&m, path, JC_LOAD_TEXT) < 0)
+            fail_msg("%s", jc_errmsg());
+        const size_t d = (size_t)jc_model_dim(m);
+        const int32_t *ids[N], *rev_ids[N];
+        size_t rev_lens[N];
+        uint32_t x = 12345;
+        for (size_t i = 0; i < N; i++) {
+            int32_t *t = malloc(lens[i] * sizeof *t);
+            for (size_t j = 0; j < lens[i]; j++, x = x * 1664525u + 1013904223u)
+                t[j] = j == 0 ? 101 : j + 1 == lens[i] ? 102 : 1000 + (int32_t)(x >> 20);
+            ids[i] = t;
+            rev_ids[N - 1 - i] = t;
+            rev_lens[N - 1 - i] = lens[i];
+        }
+        float *alone = calloc(N * d, sizeof *alone), *batch = calloc(N * d, sizeof *batch),
+              *rev = calloc(N * d, sizeof *rev);
+        for (size_t i = 0; i < N; i++)
+            assert_int_equal(jc_embed_texts(m, &ids[i], &lens[i], 1, JC_EMBED_RAW, alone + i * d),
+                             0);
+        assert_int_equal(jc_embed_texts(m, ids, lens, N, JC_EMBED_RAW, batch), 0);
+        tu_assert_batch_equal(alone, batch, N, d, names[c]);
+        assert_int_equal(jc_embed_texts(m, rev_ids, rev_lens, N, JC_EMBED_RAW, rev), 0);
+        for (size_t i = 0; i < N; i++)
+            if (memcmp(alone + i * d, rev + (N - 1 - i) * d, d * sizeof *rev))
+                fail_msg("%s: the %zu-token text differs in the reversed batch (OpenBLAS %s)",
+                         names[c], lens[i], jc_blas_corename());
+        for (size_t i = 0; i < N; i++)
+            free((void *)ids[i]);
+        free(alone);
+        free(batch);
+        free(rev);
+        jc_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_configs),
+        cmocka_unit_test(test_layouts),
     };
     load_texts();
     return cmocka_run_group_tests(tests, NULL, NULL);
