@@ -163,13 +163,14 @@ static void test_configs(void **state)
 
 /*
  * Texts whose last rows share groups with other texts' (lib/text.c) or are padded, among
- * captions the kernel takes whole: each one's bits alone, in a batch in one order and in
- * the reverse, with the others' tails before and after its own.
+ * captions the kernel takes whole (more rows of them than it takes at a time): each one's
+ * bits alone, in a batch in one order and in the reverse, with the others' tails before
+ * and after its own.
  */
 static void test_layouts(void **state)
 {
-    static const size_t lens[] = {5,  9,  10, 11, 12,  13,  17,  20,  23,  29,  31,
-                                  40, 64, 65, 67, 100, 131, 253, 255, 256, 259, 3};
+    static const size_t lens[] = {5,  9,   10,  11,  12,  13,  17,  20, 23, 29, 31, 40, 64, 65,
+                                  67, 100, 131, 253, 255, 256, 259, 3,  7,  8,  14, 15, 16, 1};
     enum { N = sizeof lens / sizeof *lens };
     char names[8][16], path[256];
     int configs = tu_configs(names, 8);
