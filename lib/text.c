@@ -104,6 +104,12 @@ static void layernorm(struct text_ws *w, size_t rows0, size_t rows, const float 
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
+/* The rows a sequence of len tokens takes from `at`: its whole groups, or all padded. */
+static size_t in_line_rows(size_t len, size_t own, size_t tail, size_t unroll)
+{
+    return own ? 0 : tail ? len - tail : (len + unroll - 1) / unroll * unroll;
+}
+
 /* The row of the linear layers where the i-th row past a split sequence's body sits. */
 static size_t tail_row(const struct text_ws *w, const struct split *q, size_t i)
 {
@@ -112,26 +118,30 @@ static size_t tail_row(const struct text_ws *w, const struct split *q, size_t i)
     return w->shared + k / half * 2 * half + (i < first ? 0 : half) + k % half;
 }
 
+/*
+ * A split sequence's rows of `width` floats between their places in the linear layers'
+ * rows of buf and `in_order`: into in_order (in), or back.
+ */
+static void move_split(const struct text_ws *w, const struct split *q, float *buf, float *in_order,
+                       size_t width, bool in)
+{
+    const size_t bytes = width * sizeof *buf;
+    for (size_t i = 0; i < w->seqs[q->seq].len; i++) {
+        float *row = buf + (i < q->body ? q->at + i : tail_row(w, q, i - q->body)) * width;
+        if (in)
+            memcpy(in_order + i * width, row, bytes);
+        else
+            memcpy(row, in_order + i * width, bytes);
+    }
+}
+
 static void move_job(void *arg, int j, int thread)
 {
     struct text_ws *w = arg;
-    const struct split *sp = &w->splits[j];
-    const size_t width = (size_t)w->move_width, len = w->seqs[sp->seq].len;
-    float *in_order = w->move + w->seqs[sp->seq].off * width;
-    float *body = w->move + sp->at * width;
-    const size_t nb = sp->body * width, bytes = width * sizeof *body;
+    const struct split *q = &w->splits[j];
+    const size_t width = (size_t)w->move_width;
     (void)thread;
-    if (w->move_in)
-        memcpy(in_order, body, nb * sizeof *body);
-    else
-        memcpy(body, in_order, nb * sizeof *body);
-    for (size_t i = 0; i < len - sp->body; i++) {
-        float *row = w->move + tail_row(w, sp, i) * width;
-        if (w->move_in)
-            memcpy(in_order + nb + i * width, row, bytes);
-        else
-            memcpy(row, in_order + nb + i * width, bytes);
-    }
+    move_split(w, q, w->move, w->move + w->seqs[q->seq].off * width, width, w->move_in);
 }
 
 /*
@@ -246,7 +256,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
         size_t own = jc_linear_own_rows(lens[s]), tail = jc_linear_tail_rows(lens[s]);
         w.own += own;
-        rest += own ? 0 : tail ? lens[s] - tail : (lens[s] + unroll - 1) / unroll * unroll;
+        rest += in_line_rows(lens[s], own, tail, unroll);
         if (tail) {
             w.n_splits++;
             in_order += lens[s];
@@ -275,7 +285,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
             off_own += own;
         } else {
             o = w.at[s] = off_rest;
-            off_rest += tail ? lens[s] - tail : (lens[s] + unroll - 1) / unroll * unroll;
+            off_rest += in_line_rows(lens[s], own, tail, unroll);
             if (tail) {
                 w.splits[sp++] = (struct split){s, w.at[s], lens[s] - tail, a, b};
                 a += (tail + 1) / 2;
@@ -363,14 +373,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
      * Mean over the tokens that are not [PAD], [CLS] and [SEP] included; sums in double. The
      * split sequences' rows, in order, in ctx (h has no room for them).
      */
-    for (size_t j = 0; j < w.n_splits; j++) {
-        const struct split *q = &w.splits[j];
-        size_t len = lens[q->seq];
-        float *to = w.ctx + w.seqs[q->seq].off * D;
-        memcpy(to, w.h + q->at * D, q->body * D * sizeof *to);
-        for (size_t i = q->body; i < len; i++)
-            memcpy(to + i * D, w.h + tail_row(&w, q, i - q->body) * D, D * sizeof *to);
-    }
+    for (size_t j = 0; j < w.n_splits; j++)
+        move_split(&w, &w.splits[j], w.h, w.ctx + w.seqs[w.splits[j].seq].off * D, (size_t)D, true);
     for (size_t s = 0; s < n; s++) {
         const struct jc_seq *q = &w.seqs[s];
         const float *rows = q->off >= w.T ? w.ctx : w.h;
