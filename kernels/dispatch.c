@@ -25,6 +25,9 @@ const struct jc_kernels jc_kernels_ref = {
     .rope = jc_rope_ref,
     .mean_pool = jc_mean_pool_ref,
     .linear_few = jc_linear_few_ref,
+    .bf16 = "scalar reference",
+    .round_bf16 = jc_round_bf16_ref,
+    .linear_bf16 = jc_linear_bf16_ref,
 };
 
 static struct jc_cpu cpu;
@@ -100,6 +103,7 @@ static void init_tables(void)
 {
     table_avx2 = jc_kernels_ref;
     table_avx2.name = "avx2";
+    table_avx2.bf16 = NULL; /* no bf16 instructions: --precision bf16 runs fp32 */
 #ifdef JC_X86_KERNELS
     table_avx2.layernorm = jc_layernorm_avx2;
     table_avx2.add = jc_add_avx2;
@@ -124,6 +128,7 @@ static void init_tables(void)
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";
+    table_neon.bf16 = NULL;
 #ifdef JC_NEON_KERNELS
     table_neon.layernorm = jc_layernorm_neon;
     table_neon.add = jc_add_neon;

@@ -99,6 +99,25 @@ struct jc_kernels {
      */
     void (*linear_few)(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                        int n, const int *ends, int blocks);
+
+    /*
+     * bf16 products (--precision bf16), or bf16 NULL where the table has none. bf16 names
+     * the instructions ("AVX512-BF16", "AMX-BF16", "scalar reference").
+     *
+     * round_bf16: dst[i] = src[i] rounded to bfloat16 (jc_bf16_round in bf16.h) for i < n.
+     *
+     * linear_bf16: c[r * ldc + j] += s(r, j) for r < m and j0 <= j < j1 (j0 a multiple of
+     * JC_BF16_PANEL), where x holds m rows of bf16 ldx apart, kp values each (kp even, the
+     * values past K zero), w the weights packed by jc_bf16_pack (bf16.h) and
+     * s(r, j) = sum over k of x[r][k] w[j][k] in the order of VDPBF16PS: from s = 0, for each
+     * pair p, s += x[2p + 1] w[2p + 1], then s += x[2p] w[2p], each step one rounding (the
+     * product of two bf16 is exact) with a denormal result flushed to zero of its sign.
+     * Each element's arithmetic is fixed: a row's result depends on nothing but its own x.
+     */
+    const char *bf16;
+    void (*round_bf16)(uint16_t *dst, const float *src, int n);
+    void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
+                        int kp, int j0, int j1);
 };
 
 /* The reference table (scalar C, the oracle every other table is tested against). */

@@ -16,5 +16,8 @@ void jc_mean_pool_ref(float *out, const float *x, size_t ld, const uint8_t *mask
                       int n);
 void jc_linear_few_ref(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                        int n, const int *ends, int blocks);
+void jc_round_bf16_ref(uint16_t *dst, const float *src, int n);
+void jc_linear_bf16_ref(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
+                        int kp, int j0, int j1);
 
 #endif

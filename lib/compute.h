@@ -98,6 +98,7 @@ struct jc_runtime {
     const struct jc_kernels *kernels;
     struct jc_pool pool;
     struct jc_blas blas;
+    bool bf16; /* models opened from now on run bf16 products (jc_set_precision) */
 };
 extern struct jc_runtime jc_rt;
 
@@ -150,6 +151,18 @@ size_t jc_linear_tail_rows(size_t tokens);
 void jc_linear_split(const float *x, int rows, int own, int in, const float *w, const float *b,
                      int out, float *y, int ldy, bool acc, float *scratch);
 size_t jc_linear_scratch(int in, int out);
+
+/*
+ * The bf16 path (lib/bf16.c). jc_bf16_pack: w [n, k] rounded and packed as the kernels'
+ * linear_bf16 takes it (kernels/bf16.h), 64-byte aligned (free()), across the pool; NULL
+ * (reported, naming `what`) when out of memory. jc_linear_bf16: jc_linear (acc false) or
+ * jc_linear_add (acc true) with packed weights; each row's bits depend on its own row of x
+ * alone. Its scratch holds jc_linear_bf16_scratch(in) floats.
+ */
+uint16_t *jc_bf16_pack(const float *w, int n, int k, const char *what);
+void jc_linear_bf16(const float *x, int rows, int in, const uint16_t *w, const float *b, int out,
+                    float *y, int ldy, bool acc, float *scratch);
+size_t jc_linear_bf16_scratch(int in);
 /* Sets the threads' shares of the rows for the next product (they sum to 1); for tests. */
 void jc_linear_set_shares(const double *shares, int threads);
 size_t jc_linear_scratch_max(const int (*in_out)[2], size_t n);

@@ -137,6 +137,29 @@ int jc_isa_specialised(void);
 /* Fails with JC_EINVAL when $JCLIP_ISA names a table that is unknown or cannot run here. */
 int jc_isa_check(void);
 
+/* ---- precision ------------------------------------------------------------------------ */
+
+/*
+ * The arithmetic of the linear layers of models opened from now on: "fp32" (the default)
+ * or "bf16", where every linear layer of both towers rounds its two inputs, the
+ * activations and the weights, to bfloat16 (to nearest even) and sums the products in
+ * fp32; everything else stays fp32. The weights are converted once as the model opens and
+ * the fp32 pages released, so they hold half the memory. bf16 needs a kernel table with
+ * bf16 products (jc_bf16_instructions()); where the table in use has none, fp32 stays in
+ * effect and the call returns 1, for the caller to warn. JC_EINVAL (reported) for any
+ * other name.
+ */
+int jc_set_precision(const char *name);
+
+/* The precision models opened from now on get: "fp32" or "bf16". */
+const char *jc_precision_name(void);
+
+/*
+ * The instructions the kernel table in use runs bf16 products with ("AVX512-BF16",
+ * "AMX-BF16", "scalar reference"), or NULL where it has none.
+ */
+const char *jc_bf16_instructions(void);
+
 /* ---- model ---------------------------------------------------------------------------- */
 
 /*
@@ -190,6 +213,9 @@ struct jc_model_info {
     bool has_text, has_vision;
     struct jc_text_dims text;
     struct jc_vision_dims vision;
+    const char *precision; /* the model's: "fp32" or "bf16" (jc_set_precision) */
+    /* Bytes the linear layers' weight matrices of the file's towers hold in that precision. */
+    int64_t matrix_bytes;
 };
 
 /* Fills *info from the config and tensor table (needs JC_LOAD_INFO, TEXT or VISION). */

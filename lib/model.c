@@ -1,5 +1,6 @@
 #include "model.h"
 #include "compute.h"
+#include "bf16.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -256,6 +257,31 @@ static void populate(const void *p, size_t bytes)
 #endif
 }
 
+/*
+ * A linear layer's matrix w [n, k] as the model's precision keeps it: in place (fp32), or
+ * packed in bf16 into memory the model owns, with w's whole pages of the mapping given back
+ * (MADV_DONTNEED: a shared read-only file mapping drops them from the process, not from
+ * the page cache), so the weights hold half the memory.
+ */
+static int keep_matrix(struct jc_model *m, const uint16_t **packed, const float *w, int64_t n,
+                       int64_t k, const char *what)
+{
+    if (!m->bf16)
+        return 0;
+    uint16_t *p = jc_bf16_pack(w, (int)n, (int)k, what);
+    if (!p)
+        return JC_ENOMEM;
+    m->packed[m->n_packed++] = p;
+    *packed = p;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)w,
+                    hi = lo + (uintptr_t)(n * k) * sizeof(float);
+    const uintptr_t a = (lo + page - 1) & ~(page - 1), e = hi & ~(page - 1);
+    const uintptr_t map = (uintptr_t)m->st.map;
+    if (map && lo >= map && hi <= map + m->st.file_size && e > a)
+        madvise((void *)a, e - a, MADV_DONTNEED); /* advice: nothing to report */
+    return 0;
+}
+
 static int load_text(struct jc_model *m)
 {
     struct jc_text_tower *t = &m->text;
@@ -290,11 +316,17 @@ static int load_text(struct jc_model *m)
     }
     /* every caption reads all of these; of the word embeddings, only its tokens' rows */
     for (int i = 0; i < d->layers; i++) {
-        const struct jc_text_layer *l = &t->layers[i];
+        struct jc_text_layer *l = &t->layers[i];
         populate(l->wqkv, (size_t)(3 * D * D) * sizeof(float));
         populate(l->wout, (size_t)(D * D) * sizeof(float));
         populate(l->wg, (size_t)(2 * I * D) * sizeof(float));
         populate(l->wo, (size_t)(D * I) * sizeof(float));
+        int rc;
+        if ((rc = keep_matrix(m, &l->hqkv, l->wqkv, 3 * D, D, "the text weights")) < 0 ||
+            (rc = keep_matrix(m, &l->hout, l->wout, D, D, "the text weights")) < 0 ||
+            (rc = keep_matrix(m, &l->hg, l->wg, 2 * I, D, "the text weights")) < 0 ||
+            (rc = keep_matrix(m, &l->ho, l->wo, D, I, "the text weights")) < 0)
+            return rc;
     }
     return 0;
 }
@@ -339,15 +371,27 @@ static int load_vision(struct jc_model *m)
         GET(m, b->w3, tname(n, sizeof n, B, i, "mlp.w3.weight"), W, H);
         GET(m, b->b3, tname(n, sizeof n, B, i, "mlp.w3.bias"), W);
     }
-    for (int i = 0; i < v->layers; i++) {
-        const struct jc_vision_block *b = &vt->blocks[i];
+    int rc = keep_matrix(m, &vt->patch_h, vt->patch_w, W, 3 * P * P, "the vision weights");
+    for (int i = 0; rc == 0 && i < v->layers; i++) {
+        struct jc_vision_block *b = &vt->blocks[i];
         const float *const ws[] = {b->wq, b->wk, b->wv, b->wproj};
         for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
             populate(ws[k], (size_t)(W * W) * sizeof(float));
         populate(b->w1, (size_t)(H * W) * sizeof(float));
         populate(b->w2, (size_t)(H * W) * sizeof(float));
         populate(b->w3, (size_t)(W * H) * sizeof(float));
+        const char *what = "the vision weights";
+        if ((rc = keep_matrix(m, &b->hq, b->wq, W, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->hk, b->wk, W, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->hv, b->wv, W, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->hproj, b->wproj, W, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->h1, b->w1, H, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->h2, b->w2, H, W, what)) < 0 ||
+            (rc = keep_matrix(m, &b->h3, b->w3, W, H, what)) < 0)
+            break;
     }
+    if (rc < 0)
+        return rc;
     GET(m, vt->norm_w, "vision_model.norm.weight", W);
     GET(m, vt->norm_b, "vision_model.norm.bias", W);
     return jc_vision_rope(vt, (int)g);
@@ -441,6 +485,11 @@ static int open_model(struct jc_model *m, const char *dir, unsigned what)
         return rc;
     if ((what & JC_LOAD_VISION || has_vision) && (rc = vision_dims(m)) < 0)
         return rc;
+    if (what & (JC_LOAD_TEXT | JC_LOAD_VISION) && m->bf16) {
+        size_t most = (size_t)(4 * m->tdims.layers + 7 * m->vdims.layers + 1);
+        if (!(m->packed = jc_calloc(most, sizeof *m->packed, "the bf16 weights")))
+            return JC_ENOMEM;
+    }
     if (what & JC_LOAD_TEXT && (rc = load_text(m)) < 0)
         return rc;
     if (what & JC_LOAD_VISION && ((rc = load_vision(m)) < 0 || (rc = read_preprocess(m)) < 0))
@@ -464,6 +513,7 @@ int jc_model_open(struct jc_model **out, const char *dir, unsigned what)
     if (!m)
         return JC_ENOMEM;
     m->st.fd = -1;
+    m->bf16 = jc_runtime()->bf16;
     rc = open_model(m, dir, what);
     if (rc < 0) {
         jc_model_free(m);
@@ -523,6 +573,9 @@ void jc_model_free(struct jc_model *m)
     if (m->have_st)
         jc_st_release(&m->st);
     jc_tokenizer_free(m->tok);
+    for (size_t i = 0; i < m->n_packed; i++)
+        free(m->packed[i]);
+    free(m->packed);
     free(m->text.layers);
     free(m->text.slopes);
     free(m->vision.blocks);
@@ -544,6 +597,12 @@ int jc_model_dim(const struct jc_model *m)
     return m->vdims.width ? m->vdims.width : m->cfg.embed_dim;
 }
 
+/* Bytes of a linear layer's matrix [n, k] in memory in the model's precision. */
+static int64_t matrix_bytes(const struct jc_model *m, int64_t n, int64_t k)
+{
+    return m->bf16 ? (int64_t)jc_bf16_packed_elems((int)n, (int)k) * 2 : n * k * 4;
+}
+
 int jc_model_info(const struct jc_model *m, struct jc_model_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -563,6 +622,19 @@ int jc_model_info(const struct jc_model *m, struct jc_model_info *info)
         if (strcmp(m->st.t[i].dtype_name, info->dtype))
             info->dtype = "mixed";
     }
+    info->precision = m->bf16 ? "bf16" : "fp32";
+    const struct jc_text_dims *t = &m->tdims;
+    const struct jc_vision_dims *v = &m->vdims;
+    if (info->has_text)
+        info->matrix_bytes +=
+            t->layers * (matrix_bytes(m, 3 * t->dim, t->dim) + matrix_bytes(m, t->dim, t->dim) +
+                         matrix_bytes(m, 2 * t->intermediate, t->dim) +
+                         matrix_bytes(m, t->dim, t->intermediate));
+    if (info->has_vision)
+        info->matrix_bytes += matrix_bytes(m, v->width, 3 * v->patch_size * v->patch_size) +
+                              v->layers * (4 * matrix_bytes(m, v->width, v->width) +
+                                           2 * matrix_bytes(m, v->mlp_hidden, v->width) +
+                                           matrix_bytes(m, v->width, v->mlp_hidden));
     return 0;
 }
 

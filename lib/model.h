@@ -23,6 +23,8 @@ struct jc_text_layer {
     const float *wg;            /* [2i, d]: GELU half first, then the linear half */
     const float *wo, *bo;       /* [d, i], [d] */
     const float *ln2_w, *ln2_b; /* [d] */
+    /* bf16 models: the four matrices packed (lib/bf16.c), else NULL */
+    const uint16_t *hqkv, *hout, *hg, *ho;
 };
 
 struct jc_text_tower {
@@ -44,6 +46,8 @@ struct jc_vision_block {
     const float *w1, *b1, *w2, *b2;       /* [Hm, W], [Hm] */
     const float *ffn_ln_w, *ffn_ln_b;     /* [Hm] */
     const float *w3, *b3;                 /* [W, Hm], [W] */
+    /* bf16 models: the seven matrices packed (lib/bf16.c), else NULL */
+    const uint16_t *hq, *hk, *hv, *hproj, *h1, *h2, *h3;
 };
 
 struct jc_vision_tower {
@@ -51,6 +55,7 @@ struct jc_vision_tower {
     const float *cls;               /* [W] */
     const float *pos;               /* [1 + g*g, W] */
     const float *patch_w, *patch_b; /* [W, 3*P*P], [W] */
+    const uint16_t *patch_h;        /* bf16 models: patch_w packed, else NULL */
     struct jc_vision_block *blocks; /* [layers] */
     const float *norm_w, *norm_b;   /* [W] */
     float *rope_c, *rope_s;         /* [g*g, head_dim]: the rope kernel's tables */
@@ -90,6 +95,9 @@ struct jc_model {
     struct jc_text_tower text;
     struct jc_vision_tower vision;
     struct jc_preprocess pre;
+    bool bf16;         /* linear layers in bf16 (jc_set_precision when opened) */
+    uint16_t **packed; /* the packed matrices, owned */
+    size_t n_packed;
 };
 
 /* Fills the RoPE tables of the vision tower (spec section 4). */

@@ -157,6 +157,16 @@ static void move_rows(struct text_ws *w, float *buf, int width, bool in)
         jc_pool_run((int)w->n_splits, move_job, w);
 }
 
+/* One linear layer: through OpenBLAS and the kernels (fp32), or bf16 where it is packed. */
+static void linear(struct text_ws *w, const float *x, size_t rows, int own, int in, const float *wf,
+                   const uint16_t *wh, const float *b, int out, float *y, bool acc)
+{
+    if (wh)
+        jc_linear_bf16(x, (int)rows, in, wh, b, out, y, out, acc, w->pad);
+    else
+        jc_linear_split(x, (int)rows, own, in, wf, b, out, y, out, acc, w->pad);
+}
+
 static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
 {
     const int D = w->D, I = w->I;
@@ -164,11 +174,11 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
 
     const int own = (int)w->own;
 
-    jc_linear_split(w->h, (int)T, own, D, l->wqkv, l->bqkv, 3 * D, w->qkv, 3 * D, false, w->pad);
+    linear(w, w->h, T, own, D, l->wqkv, l->hqkv, l->bqkv, 3 * D, w->qkv, false);
     move_rows(w, w->qkv, 3 * D, true);
     jc_attention(&w->attn, w->jobs, w->scores);
     move_rows(w, w->ctx, D, false);
-    jc_linear_split(w->ctx, (int)T, own, D, l->wout, l->bout, D, w->h, D, true, w->pad);
+    linear(w, w->ctx, T, own, D, l->wout, l->hout, l->bout, D, w->h, true);
     layernorm(w, 0, T, l->ln1_w, l->ln1_b);
 
     /*
@@ -180,11 +190,10 @@ static void run_layer(struct text_ws *w, const struct jc_text_layer *l)
         size_t end = r0 < w->own ? w->own : T;
         rows = end - r0 < w->chunk ? end - r0 : w->chunk;
         int o = r0 < w->own ? (int)rows : 0;
-        jc_linear_split(w->h + r0 * D, (int)rows, o, D, l->wg, NULL, 2 * I, w->u, 2 * I, false,
-                        w->pad);
+        linear(w, w->h + r0 * D, rows, o, D, l->wg, l->hg, NULL, 2 * I, w->u, false);
         w->rows = rows;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), glu_job, w);
-        jc_linear_split(w->y, (int)rows, o, I, l->wo, l->bo, D, w->h + r0 * D, D, true, w->pad);
+        linear(w, w->y, rows, o, I, l->wo, l->ho, l->bo, D, w->h + r0 * D, true);
     }
     layernorm(w, 0, T, l->ln2_w, l->ln2_b);
 }
@@ -311,6 +320,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, t->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
     const int shapes[][2] = {{D, 3 * D}, {D, D}, {D, 2 * I}, {I, D}};
+    const size_t pad = jc_linear_scratch_max(shapes, 4),
+                 pad_bf16 = m->bf16 ? jc_linear_bf16_scratch(I > D ? I : D) : 0;
     const size_t f = sizeof(float), bytes[] = {
                                         w.T * D * f,                  /* h */
                                         (w.T + in_order) * 3 * D * f, /* qkv */
@@ -318,7 +329,7 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
                                         chunk * 2 * I * f,            /* u */
                                         chunk * I * f,                /* y */
                                         jc_attention_scratch(t->dims.head_dim) * f,
-                                        jc_linear_scratch_max(shapes, 4) * f,
+                                        (pad > pad_bf16 ? pad : pad_bf16) * f,
                                     };
     float *buf[7];
     if (!w.jobs) {

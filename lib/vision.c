@@ -117,6 +117,18 @@ static void swiglu_job(void *arg, int j, int thread)
     }
 }
 
+/* One linear layer: through OpenBLAS (fp32), or bf16 where it is packed. */
+static void linear(struct vision_ws *w, const float *x, size_t rows, int in, const float *wf,
+                   const uint16_t *wh, const float *b, int out, float *y, int ldy, bool acc)
+{
+    if (wh)
+        jc_linear_bf16(x, (int)rows, in, wh, b, out, y, ldy, acc, w->pad);
+    else if (acc)
+        jc_linear_add(x, (int)rows, in, wf, b, out, y, ldy, w->pad);
+    else
+        jc_linear(x, (int)rows, in, wf, b, out, y, ldy, w->pad);
+}
+
 static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
 {
     const int W = w->W, Hm = w->Hm;
@@ -125,23 +137,23 @@ static void run_block(struct vision_ws *w, const struct jc_vision_block *b)
     /* The residual stream takes proj's bias here and w3's after LN2, so the GEMMs that
      * add into it need no pass of their own for it. */
     layernorm(w, w->t, w->x, T, W, b->ln1_w, b->ln1_b, b->bproj);
-    jc_linear(w->t, (int)T, W, b->wq, b->q_bias, W, w->qkv, 3 * W, w->pad);
-    jc_linear(w->t, (int)T, W, b->wk, NULL, W, w->qkv + W, 3 * W, w->pad);
-    jc_linear(w->t, (int)T, W, b->wv, b->v_bias, W, w->qkv + 2 * W, 3 * W, w->pad);
+    linear(w, w->t, T, W, b->wq, b->hq, b->q_bias, W, w->qkv, 3 * W, false);
+    linear(w, w->t, T, W, b->wk, b->hk, NULL, W, w->qkv + W, 3 * W, false);
+    linear(w, w->t, T, W, b->wv, b->hv, b->v_bias, W, w->qkv + 2 * W, 3 * W, false);
     jc_attention(&w->attn, w->jobs, w->scores);
     layernorm(w, w->ctx, w->ctx, T, W, b->inner_ln_w, b->inner_ln_b, NULL);
-    jc_linear_add(w->ctx, (int)T, W, b->wproj, NULL, W, w->x, W, w->pad);
+    linear(w, w->ctx, T, W, b->wproj, b->hproj, NULL, W, w->x, W, true);
 
     layernorm(w, w->t, w->x, T, W, b->ln2_w, b->ln2_b, b->b3);
     for (size_t r0 = 0; r0 < T; r0 += w->chunk) {
         size_t rows = T - r0 < w->chunk ? T - r0 : w->chunk;
-        jc_linear(w->t + r0 * W, (int)rows, W, b->w1, b->b1, Hm, w->g1, Hm, w->pad);
-        jc_linear(w->t + r0 * W, (int)rows, W, b->w2, b->b2, Hm, w->g2, Hm, w->pad);
+        linear(w, w->t + r0 * W, rows, W, b->w1, b->h1, b->b1, Hm, w->g1, Hm, false);
+        linear(w, w->t + r0 * W, rows, W, b->w2, b->h2, b->b2, Hm, w->g2, Hm, false);
         w->rows = rows;
         w->ln_w = b->ffn_ln_w;
         w->ln_b = b->ffn_ln_b;
         jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), swiglu_job, w);
-        jc_linear_add(w->g1, (int)rows, Hm, b->w3, NULL, W, w->x + r0 * W, W, w->pad);
+        linear(w, w->g1, rows, Hm, b->w3, b->h3, NULL, W, w->x + r0 * W, W, true);
     }
 }
 
@@ -180,6 +192,9 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.jobs = jc_malloc(jc_attention_jobs(w.seqs, n, v->dims.heads) * sizeof *w.jobs,
                        "the attention jobs");
     const int shapes[][2] = {{K, W}, {W, W}, {W, w.Hm}, {w.Hm, W}};
+    const int widest = K > W ? (K > w.Hm ? K : w.Hm) : (W > w.Hm ? W : w.Hm);
+    const size_t pad = jc_linear_scratch_max(shapes, 4),
+                 pad_bf16 = m->bf16 ? jc_linear_bf16_scratch(widest) : 0;
     const size_t f = sizeof(float), bytes[] = {
                                         T * W * f,               /* x */
                                         T * (W > K ? W : K) * f, /* t */
@@ -188,7 +203,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
                                         chunk * w.Hm * f,        /* g1 */
                                         chunk * w.Hm * f,        /* g2 */
                                         jc_attention_scratch(v->dims.head_dim) * f,
-                                        jc_linear_scratch_max(shapes, 4) * f,
+                                        (pad > pad_bf16 ? pad : pad_bf16) * f,
                                     };
     float *buf[8];
     if (!w.jobs) {
@@ -238,7 +253,7 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
                     memcpy(row + (ch * P + ky) * P, img + ((size_t)ch * S + r * P + ky) * S + c * P,
                            P * sizeof(float));
         }
-    jc_linear(patches, (int)T, K, v->patch_w, v->patch_b, W, w.ctx, W, w.pad);
+    linear(&w, patches, T, K, v->patch_w, v->patch_h, v->patch_b, W, w.ctx, W, false);
     for (size_t i = 0; i < n; i++) {
         float *x = w.x + i * w.stride * W;
         for (int c = 0; c < W; c++)

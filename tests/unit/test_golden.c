@@ -213,12 +213,92 @@ static void test_layouts(void **state)
     }
 }
 
+/*
+ * --precision bf16 (where the kernel table has bf16 products): the texts of
+ * tests/golden/bf16/<cfg>/text_rows.json against that contract's goldens, alone and in one
+ * batch to the bit, and with one thread and with every one to the bit.
+ */
+static void test_bf16(void **state)
+{
+    char names[8][16], path[256];
+    int nc = tu_configs(names, 8);
+    (void)state;
+    if (!tu_bf16_begin())
+        return;
+    for (int c = 0; c < nc; c++) {
+        size_t rows, d, r32, d32, len, idx[64], n = 0;
+        snprintf(path, sizeof path, TU_GOLDEN "/bf16/%s/text_raw.npy", names[c]);
+        float *ref = tu_npy(path, &rows, &d);
+        snprintf(path, sizeof path, TU_GOLDEN "/%s/text_raw.npy", names[c]);
+        float *all32 = tu_npy(path, &r32, &d32);
+        snprintf(path, sizeof path, TU_GOLDEN "/bf16/%s/text_rows.json", names[c]);
+        char *json = tu_read(path, &len);
+        cJSON *list = cJSON_Parse(json), *e;
+        assert_non_null(list);
+        cJSON_ArrayForEach(e, list)
+        {
+            assert_true(n < 64);
+            idx[n++] = (size_t)e->valuedouble;
+        }
+        cJSON_Delete(list);
+        free(json);
+        assert_int_equal(n, rows);
+        /* at most 1024 ids, as the full-size goldens have: the reference table is slow */
+        size_t kept = 0;
+        for (size_t j = 0; j < n; j++)
+            if (texts.len[idx[j]] <= 1024) {
+                memmove(ref + kept * d, ref + j * d, d * sizeof *ref);
+                idx[kept++] = idx[j];
+            }
+        n = kept;
+
+        struct jc_model *m;
+        struct jc_model_info info;
+        snprintf(path, sizeof path, TU_MODELS "/%s", names[c]);
+        if (jc_model_open(&m, path, JC_LOAD_TEXT) < 0)
+            fail_msg("%s", jc_errmsg());
+        assert_int_equal(jc_model_info(m, &info), 0);
+        assert_string_equal(info.precision, "bf16");
+        const int32_t *ids[64];
+        float *ref32 = calloc(n * d, sizeof *ref32), *alone = calloc(n * d, sizeof *alone),
+              *batch = calloc(n * d, sizeof *batch), *one = calloc(n * d, sizeof *one);
+        for (size_t j = 0; j < n; j++) {
+            ids[j] = texts.ids[idx[j]];
+            memcpy(ref32 + j * d, all32 + idx[j] * d, d * sizeof *ref32);
+        }
+        size_t lens[64];
+        for (size_t j = 0; j < n; j++) {
+            lens[j] = texts.len[idx[j]];
+            assert_int_equal(jc_embed_texts(m, &ids[j], &lens[j], 1, JC_EMBED_RAW, alone + j * d),
+                             0);
+        }
+        tu_check_bf16(names[c], alone, ref, ref32, n, d, 0.99999);
+        assert_int_equal(jc_embed_texts(m, ids, lens, n, JC_EMBED_RAW, batch), 0);
+        tu_assert_batch_equal(alone, batch, n, d, names[c]);
+        if (c == 0) {
+            jc_set_threads(1);
+            assert_int_equal(jc_embed_texts(m, ids, lens, n, JC_EMBED_RAW, one), 0);
+            jc_set_threads(0);
+            tu_assert_batch_equal(alone, one, n, d, names[c]);
+        }
+        free(ref32);
+        free(alone);
+        free(batch);
+        free(one);
+        free(all32);
+        free(ref);
+        jc_model_free(m);
+    }
+    tu_bf16_end();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_configs),
         cmocka_unit_test(test_layouts),
+        cmocka_unit_test(test_bf16),
     };
     load_texts();
     return cmocka_run_group_tests(tests, NULL, NULL);

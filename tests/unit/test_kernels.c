@@ -8,6 +8,7 @@
 #include "testutil.h"
 #endif
 
+#include "bf16.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -512,6 +513,197 @@ static void check_linear_few(const struct jc_kernels *k, const char *isa)
             }
 }
 
+/*
+ * bf16 products (kernels/bf16.h): shapes around a panel of 16 columns and a pair of k, odd
+ * K, M = 1 to 197, with c's padding and the columns outside [j0, j1) left alone.
+ */
+static const int bf_ms[] = {1, 2, 15, 16, 17, 197};
+static const int bf_ns[] = {1, 15, 16, 17, 40, 100};
+static const int bf_ks[] = {1, 2, 3, 17, 40, 127};
+
+struct bf_case {
+    float *x, *w, *c0, *c; /* x [m, k], w [n, k], c [m, ldc] */
+    uint16_t *xb, *wp;     /* x rounded, rows kp apart; w packed */
+    int m, n, k, kp, ldc;
+};
+
+static void bf_init(struct bf_case *f, int m, int n, int k)
+{
+    f->m = m;
+    f->n = n;
+    f->k = k;
+    f->kp = jc_bf16_kp(k);
+    f->ldc = n + 3;
+    f->x = malloc((size_t)m * k * sizeof *f->x);
+    f->w = malloc((size_t)n * k * sizeof *f->w);
+    f->c0 = malloc((size_t)m * f->ldc * sizeof *f->c0);
+    f->c = malloc((size_t)m * f->ldc * sizeof *f->c);
+    f->xb = calloc((size_t)m * f->kp, sizeof *f->xb);
+    f->wp = calloc(jc_bf16_packed_elems(n, k), sizeof *f->wp);
+    assert_non_null(f->x && f->w && f->c0 && f->c && f->xb && f->wp);
+    fill(f->x, m * k, -2, 2);
+    fill(f->w, n * k, -1, 1);
+    fill(f->c0, m * f->ldc, -8, 8);
+    for (int r = 0; r < m; r++)
+        jc_kernels_ref.round_bf16(f->xb + (size_t)r * f->kp, f->x + (size_t)r * k, k);
+    for (int j = 0; j < n; j++)
+        for (int kk = 0; kk < k; kk++)
+            f->wp[jc_bf16_at(j, kk / 2, kk % 2, f->kp)] = jc_bf16_round(f->w[(size_t)j * k + kk]);
+}
+
+static void bf_free(struct bf_case *f)
+{
+    free(f->x);
+    free(f->w);
+    free(f->c0);
+    free(f->c);
+    free(f->xb);
+    free(f->wp);
+}
+
+static void bf_run(const struct jc_kernels *k, struct bf_case *f, float *out, int j0, int j1)
+{
+    memcpy(out, f->c0, (size_t)f->m * f->ldc * sizeof *out);
+    k->linear_bf16(out, f->ldc, f->xb, f->kp, f->m, f->wp, f->kp, j0, j1);
+}
+
+/* Every bf16 table against the reference's bits, whole and in two ranges of columns. */
+static void check_bf16(const struct jc_kernels *k, const char *isa)
+{
+    if (!k->bf16 || k == &jc_kernels_ref)
+        return;
+    for (size_t a = 0; a < sizeof bf_ms / sizeof *bf_ms; a++)
+        for (size_t b = 0; b < sizeof bf_ns / sizeof *bf_ns; b++)
+            for (size_t d = 0; d < sizeof bf_ks / sizeof *bf_ks; d++) {
+                struct bf_case f;
+                bf_init(&f, bf_ms[a], bf_ns[b], bf_ks[d]);
+                float *want = malloc((size_t)f.m * f.ldc * sizeof *want);
+                assert_non_null(want);
+                bf_run(&jc_kernels_ref, &f, want, 0, f.n);
+                bf_run(k, &f, f.c, 0, f.n);
+                if (memcmp(f.c, want, (size_t)f.m * f.ldc * sizeof *want))
+                    fail_msg("%s linear_bf16 m=%d n=%d k=%d: not the reference's bits", isa, f.m,
+                             f.n, f.k);
+                const int mid = f.n > 16 ? 16 : 0;
+                memcpy(f.c, f.c0, (size_t)f.m * f.ldc * sizeof *want);
+                k->linear_bf16(f.c, f.ldc, f.xb, f.kp, f.m, f.wp, f.kp, 0, mid);
+                k->linear_bf16(f.c, f.ldc, f.xb, f.kp, f.m, f.wp, f.kp, mid, f.n);
+                if (memcmp(f.c, want, (size_t)f.m * f.ldc * sizeof *want))
+                    fail_msg("%s linear_bf16 m=%d n=%d k=%d: columns in two calls differ", isa, f.m,
+                             f.n, f.k);
+                free(want);
+                bf_free(&f);
+            }
+}
+
+/* bf16 of f written out from its bits, the nearer of the two bf16 around it, ties to even. */
+static uint16_t bf16_nearest(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if (isnan(f))
+        return (uint16_t)((u >> 16) | 0x40);
+    if (isinf(f))
+        return (uint16_t)(u >> 16);
+    if (fpclassify(f) == FP_SUBNORMAL || f == 0)
+        return (uint16_t)((u >> 16) & 0x8000);
+    uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+    double dlo = fabs((double)jc_bf16_float(lo) - f);
+    double dhi = (hi & 0x7fff) >= 0x7f80 ? INFINITY : fabs((double)jc_bf16_float(hi) - f);
+    if ((hi & 0x7fff) == 0x7f80) /* past the largest bf16: its halfway point rounds up */
+        dhi = fabs(f) >= 0x1.ffp127 ? 0 : INFINITY;
+    if (dlo != dhi)
+        return dlo < dhi ? lo : hi;
+    return lo & 1 ? hi : lo;
+}
+
+static void test_bf16_round(void **state)
+{
+    static const float edge[] = {0.0f,
+                                 -0.0f,
+                                 1.0f,
+                                 1.00390625f,
+                                 1.005859375f,
+                                 1.001953125f,
+                                 -1.0029296875f,
+                                 0x1p-126f,
+                                 0x1p-127f,
+                                 -0x1p-140f,
+                                 0x1.fffffep127f,
+                                 0x1.fe0000p127f,
+                                 0x1.ff0000p127f,
+                                 INFINITY,
+                                 -INFINITY,
+                                 NAN,
+                                 3.14159265f,
+                                 65504.0f,
+                                 1e-30f};
+    (void)state;
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
+        uint16_t got = jc_bf16_round(edge[i]), want = bf16_nearest(edge[i]);
+        if (got != want)
+            fail_msg("bf16 of %a: 0x%04x, nearest 0x%04x", edge[i], got, want);
+    }
+    for (int i = 0; i < 200000; i++) {
+        rng = rng * 6364136223846793005u + 1442695040888963407u;
+        uint32_t u = (uint32_t)rng ^ (uint32_t)(rng >> 32);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        uint16_t got = jc_bf16_round(f), want = bf16_nearest(f);
+        if (got != want && !(isnan(f) && (got & 0x7fc0) == 0x7fc0))
+            fail_msg("bf16 of %a (0x%08x): 0x%04x, nearest 0x%04x", f, u, got, want);
+    }
+}
+
+/*
+ * The reference linear_bf16 against the contract written out from the unpacked operands,
+ * exactly, and against double within 1e-5 of the sum of magnitudes.
+ */
+static void test_bf16_reference(void **state)
+{
+    (void)state;
+    for (size_t a = 0; a < sizeof bf_ms / sizeof *bf_ms; a++)
+        for (size_t b = 0; b < sizeof bf_ns / sizeof *bf_ns; b++)
+            for (size_t d = 0; d < sizeof bf_ks / sizeof *bf_ks; d++) {
+                struct bf_case f;
+                bf_init(&f, bf_ms[a], bf_ns[b], bf_ks[d]);
+                const int j0 = f.n > 16 ? 16 : 0; /* columns before j0 stay as they were */
+                bf_run(&jc_kernels_ref, &f, f.c, j0, f.n);
+                for (int r = 0; r < f.m; r++)
+                    for (int j = 0; j < f.ldc; j++) {
+                        float got = f.c[r * f.ldc + j], acc = f.c0[r * f.ldc + j];
+                        if (j < j0 || j >= f.n) {
+                            if (memcmp(&got, &acc, sizeof got))
+                                fail_msg("ref linear_bf16 wrote c[%d][%d], outside [%d, %d)", r, j,
+                                         j0, f.n);
+                            continue;
+                        }
+                        float s = 0;
+                        double exact = 0, mag = 0;
+                        for (int kk = 0; kk < f.kp; kk += 2)
+                            for (int e = 1; e >= 0; e--) {
+                                float xv = 0, wv = 0;
+                                if (kk + e < f.k) {
+                                    xv = jc_bf16_float(jc_bf16_round(f.x[r * f.k + kk + e]));
+                                    wv = jc_bf16_float(jc_bf16_round(f.w[j * f.k + kk + e]));
+                                }
+                                s = fmaf(xv, wv, s);
+                                s = fabsf(s) < 0x1p-126f ? copysignf(0, s) : s;
+                                exact += (double)xv * wv;
+                                mag += fabs((double)xv * wv);
+                            }
+                        if (memcmp(&got, &(float){acc + s}, sizeof got))
+                            fail_msg("ref linear_bf16 m=%d n=%d k=%d [%d][%d]: %.9g, the "
+                                     "contract %.9g",
+                                     f.m, f.n, f.k, r, j, got, acc + s);
+                        if (fabs(got - acc - exact) > 1e-5 * mag + 1e-6 * fabs(acc))
+                            fail_msg("ref linear_bf16 k=%d [%d][%d]: %.9g, exact %.9g", f.k, r, j,
+                                     got - acc, exact);
+                    }
+                bf_free(&f);
+            }
+}
+
 static void test_tables(void **state)
 {
     int checked = 0;
@@ -526,6 +718,7 @@ static void test_tables(void **state)
         check_attention(k, isas[i]);
         check_rope_pool(k, isas[i]);
         check_linear_few(k, isas[i]);
+        check_bf16(k, isas[i]);
         printf("%s: %d kernels specialised, all within bounds\n", isas[i],
                jc_kernels_specialised(k));
         checked++;
@@ -600,6 +793,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_linear_few_reference),
+        cmocka_unit_test(test_bf16_round),
+        cmocka_unit_test(test_bf16_reference),
         cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_rope_pool_reference),
         cmocka_unit_test(test_tables),

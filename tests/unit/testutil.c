@@ -81,3 +81,46 @@ void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, siz
             fail_msg("%s: embedding %zu of the batch differs from its own run (OpenBLAS %s)", what,
                      i, jc_blas_corename());
 }
+
+bool tu_bf16_begin(void)
+{
+    if (!jc_bf16_instructions()) {
+        assert_int_equal(jc_set_precision("bf16"), 1);
+        assert_string_equal(jc_precision_name(), "fp32");
+        printf("bf16: the kernel table has no bf16 products; asking for bf16 keeps fp32\n");
+        return false;
+    }
+    assert_int_equal(jc_set_precision("bf16"), 0);
+    assert_string_equal(jc_precision_name(), "bf16");
+    return true;
+}
+
+void tu_bf16_end(void)
+{
+    assert_int_equal(jc_set_precision("fp32"), 0);
+}
+
+void tu_check_bf16(const char *what, const float *got, const float *ref, const float *ref32,
+                   size_t n, size_t d, double least)
+{
+    double worst = 1, worst32 = 1, sum = 0, near = 0, near32 = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *g = got + i * d;
+        double cos = tu_cosine(g, ref + i * d, d), cos32 = tu_cosine(g, ref32 + i * d, d);
+        if (cos < least)
+            fail_msg("%s row %zu: cosine %.9f with the bf16 golden", what, i, cos);
+        worst = cos < worst ? cos : worst;
+        worst32 = cos32 < worst32 ? cos32 : worst32;
+        sum += cos;
+        near += tu_max_abs_diff(g, ref + i * d, d);
+        near32 += tu_max_abs_diff(g, ref32 + i * d, d);
+    }
+    if (sum / (double)n < 0.999995)
+        fail_msg("%s: mean cosine %.9f with the bf16 goldens", what, sum / (double)n);
+    if (near >= near32)
+        fail_msg("%s: nearer the fp32 goldens (%.3g) than the bf16 ones (%.3g)", what, near32,
+                 near);
+    printf("%s bf16: %zu rows, worst cosine %.7f with the bf16 goldens (mean %.7f), %.7f with "
+           "fp32's\n",
+           what, n, worst, sum / (double)n, worst32);
+}

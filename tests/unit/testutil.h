@@ -3,6 +3,7 @@
 #define JCLIP_TESTUTIL_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +32,21 @@ double tu_max_abs(const float *a, size_t n);
 /* n embeddings of d values from a batch must equal one-at-a-time runs, to the bit. */
 void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, size_t d,
                            const char *what);
+
+/*
+ * Models opened next run bf16 where the kernel table in use has bf16 products: returns
+ * true. Where it has none, checks that asking for bf16 keeps fp32 in effect (the case
+ * the command line warns of) and returns false. tu_bf16_end goes back to fp32.
+ */
+bool tu_bf16_begin(void);
+void tu_bf16_end(void);
+
+/*
+ * n rows of got against the bf16 goldens (row i at ref + i * d): cosine >= least each and
+ * >= 0.999995 on average, and nearer them than the fp32 goldens (ref32), so bf16 is what
+ * ran. Prints the worst cosines.
+ */
+void tu_check_bf16(const char *what, const float *got, const float *ref, const float *ref32,
+                   size_t n, size_t d, double least);
 
 #endif
