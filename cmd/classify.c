@@ -32,6 +32,7 @@ static const struct cmd_opt options[] = {
     {OPT_MAX_FILE_BYTES, "refuse a larger --labels-file (default 268435456)"},
     {OPT_MODEL, "model directory"},
     {OPT_THREADS, NULL},
+    {OPT_PRECISION, NULL},
     {OPT_HELP, NULL},
     {0, NULL},
 };
@@ -315,7 +316,7 @@ int cmd_classify(int argc, char **argv)
     char *label_kind = calloc((size_t)argc + 1, 1);
     int n_label_args = 0;
     long v;
-    const char *model = NULL, *format = NULL;
+    const char *model = NULL, *format = NULL, *precision = NULL;
     size_t nt = 0;
     int n_args = 0, c, status = EXIT_FAIL;
     long top = 1, batch = 16, threads = 0;
@@ -394,6 +395,9 @@ int cmd_classify(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 goto out_usage;
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             status = EXIT_OK;
@@ -436,6 +440,9 @@ int cmd_classify(int argc, char **argv)
     s.top = (size_t)top;
     if (!setup_threads(threads))
         goto out;
+    if ((status = setup_precision(precision)) != EXIT_OK)
+        goto out;
+    status = EXIT_FAIL;
     if (!(s.m = open_model(model, JC_LOAD_TEXT | (texts ? 0 : JC_LOAD_VISION))))
         goto out;
     s.dim = (size_t)jc_model_dim(s.m);

@@ -77,6 +77,7 @@ enum {
     OPT_MAX_LINE_BYTES,
     OPT_MAX_TOKENS,
     OPT_PORT,
+    OPT_PRECISION,
     OPT_PROGRESS,
     OPT_RAW,
     OPT_REPO,
@@ -144,6 +145,15 @@ bool parse_bytes(const char *opt, const char *arg, size_t *out);
 
 /* Applies -t/--threads (0 = unset: $JCLIP_THREADS, else all cores). */
 bool setup_threads(long threads);
+
+/*
+ * Applies --precision (NULL = unset: $JCLIP_PRECISION, else fp32) to the models opened
+ * afterwards; call it after setup_threads(), which picks the kernel table. Where the table
+ * has no bf16 products, bf16 warns once and fp32 stays in effect. Returns EXIT_OK, or
+ * (reported) EXIT_USAGE for an unknown --precision, EXIT_FAIL for an unknown
+ * $JCLIP_PRECISION.
+ */
+int setup_precision(const char *precision);
 
 /* Locates and opens the model; prints the error and returns NULL on failure. */
 struct jc_model *open_model(const char *dir, unsigned what);

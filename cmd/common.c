@@ -108,6 +108,27 @@ bool setup_threads(long threads)
     return true;
 }
 
+int setup_precision(const char *precision)
+{
+    const char *env = getenv("JCLIP_PRECISION");
+    bool from_env = !precision && env && *env;
+    const char *name = from_env ? env : precision;
+
+    if (!name)
+        return EXIT_OK;
+    int rc = jc_set_precision(name);
+    if (rc < 0) {
+        error("%s: '%s' is unknown (use fp32 or bf16)",
+              from_env ? "JCLIP_PRECISION" : "--precision", name);
+        return from_env ? EXIT_FAIL : EXIT_USAGE;
+    }
+    if (rc == 1)
+        warning("%s: the %s kernels have no bf16 instructions (AVX512-BF16 or AMX-BF16); "
+                "running fp32",
+                from_env ? "JCLIP_PRECISION=bf16" : "--precision bf16", jc_isa_name());
+    return EXIT_OK;
+}
+
 struct jc_model *open_model(const char *dir, unsigned what)
 {
     char *path;

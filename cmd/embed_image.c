@@ -25,6 +25,7 @@ static const struct cmd_opt options[] = {
                 "line in, {\"id\": ..., \"embedding\": ...} (or \"error\") out"},
     {OPT_ENCODING, NULL},
     {OPT_THREADS, NULL},
+    {OPT_PRECISION, NULL},
     {OPT_HELP, NULL},
     {0, NULL},
 };
@@ -178,6 +179,7 @@ int cmd_embed_image(int argc, char **argv)
 {
     const char *usage = cmd_usage(&spec);
     const char *model = NULL, *output = NULL, *format = NULL, *dump = NULL, *encoding = NULL;
+    const char *precision = NULL;
     bool recursive = false, jsonl = false;
     long batch = 16, threads = 0;
     struct jc_image_opts io = {0};
@@ -244,6 +246,9 @@ int cmd_embed_image(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 goto out_usage;
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             status = EXIT_OK;
@@ -267,6 +272,9 @@ int cmd_embed_image(int argc, char **argv)
     status = EXIT_FAIL;
     if (!setup_threads(threads))
         goto out_args;
+    if ((status = setup_precision(precision)) != EXIT_OK)
+        goto out_args;
+    status = EXIT_FAIL;
     if (!(r.m = open_model(model, JC_LOAD_VISION)))
         goto out_args;
     out.dim = (size_t)jc_model_dim(r.m);

@@ -20,6 +20,7 @@ static const struct cmd_opt options[] = {
     {OPT_ENCODING, NULL},
     {OPT_BATCH, "texts per batch (default 32)"},
     {OPT_THREADS, NULL},
+    {OPT_PRECISION, NULL},
     {OPT_HELP, NULL},
     {0, NULL},
 };
@@ -89,6 +90,7 @@ int cmd_embed_text(int argc, char **argv)
     size_t max_tokens = DEFAULT_MAX_TOKENS, batch = 32;
     unsigned flags = 0;
     const char *model = NULL, *output = NULL, *format = NULL, *encoding = NULL;
+    const char *precision = NULL;
     bool jsonl = false;
     struct sources src;
     long threads = 0, v;
@@ -144,6 +146,9 @@ int cmd_embed_text(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 goto out_usage;
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             status = EXIT_OK;
@@ -170,6 +175,9 @@ int cmd_embed_text(int argc, char **argv)
     status = EXIT_FAIL;
     if (!setup_threads(threads))
         goto out_free;
+    if ((status = setup_precision(precision)) != EXIT_OK)
+        goto out_free;
+    status = EXIT_FAIL;
     if (!(m = open_model(model, JC_LOAD_TEXT)))
         goto out_free;
     s.dim = (size_t)jc_model_dim(m);

@@ -10,6 +10,8 @@
 static const struct cmd_opt options[] = {
     {OPT_MODEL, "model directory"},
     {OPT_THREADS, NULL},
+    {OPT_PRECISION, "show the model as opened in fp32 or bf16 (default:\n"
+                    "$JCLIP_PRECISION, else fp32)"},
     {OPT_JSON, "one JSON object, with the model's SHA-256, for programs"},
     {OPT_HELP, NULL},
     {0, NULL},
@@ -53,14 +55,21 @@ static int print_json(const struct jc_model_info *in)
         error("%s", jc_errmsg());
         return EXIT_FAIL;
     }
+    const char *bf16 = jc_bf16_instructions();
     printf("{\"version\":\"" JCLIP_VERSION "\",\"model\":");
     json_string(stdout, in->dir);
     printf(",\"model_sha256\":\"%s\",\"dtype\":\"%s\",\"parameters\":%lld,"
-           "\"dimensions\":%d,\"precision\":\"fp32\",\"kernels\":\"%s\","
+           "\"dimensions\":%d,\"precision\":\"%s\",\"bf16_instructions\":",
+           hex, in->dtype, (long long)in->params, in->embed_dim, in->precision);
+    if (bf16)
+        json_string(stdout, bf16);
+    else
+        fputs("null", stdout);
+    printf(",\"matrix_bytes\":%lld,\"kernels\":\"%s\","
            "\"openblas_core\":\"%s\",\"batch_invariant\":%s,\"row_unroll\":%d,"
            "\"few_rows\":%d,\"own_tokens\":%d,\"tail_split\":%d,"
            "\"threads\":%d}\n",
-           hex, in->dtype, (long long)in->params, in->embed_dim, jc_isa_name(), jc_blas_corename(),
+           (long long)in->matrix_bytes, jc_isa_name(), jc_blas_corename(),
            jc_blas_batch_invariant() ? "true" : "false", jc_blas_row_unroll(), jc_blas_few_rows(),
            jc_linear_own_tokens(), jc_linear_tail_split(), jc_threads());
     if (fflush(stdout) != 0) {
@@ -73,7 +82,7 @@ static int print_json(const struct jc_model_info *in)
 int cmd_info(int argc, char **argv)
 {
     const char *usage = cmd_usage(&spec);
-    const char *model = NULL;
+    const char *model = NULL, *precision = NULL;
     long threads = 0;
     bool json = false;
     struct jc_model_info in;
@@ -90,6 +99,9 @@ int cmd_info(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 return EXIT_USAGE;
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         case OPT_JSON:
             json = true;
             break;
@@ -105,6 +117,9 @@ int cmd_info(int argc, char **argv)
         return usage_error(usage, "unexpected argument '%s'", argv[optind]);
     if (!setup_threads(threads))
         return EXIT_FAIL;
+    /* before the model opens: it reports the precision it was opened in */
+    if ((c = setup_precision(precision)) != EXIT_OK)
+        return c;
     if (!(m = open_model(model, JC_LOAD_INFO)))
         return EXIT_FAIL;
     /*
@@ -170,6 +185,12 @@ int cmd_info(int argc, char **argv)
                "OpenBLAS (its order is not one jclip's kernel matches), in groups of %d\n",
                jc_linear_own_tokens(), jc_linear_own_kblock(), jc_blas_row_unroll());
     printf("threads:      %d\n", jc_threads());
+    if (!strcmp(in.precision, "bf16"))
+        printf("precision:    bf16 (%s)\n", jc_bf16_instructions());
+    else
+        printf("precision:    fp32\n");
+    printf("weights:      %.1f MiB of linear-layer matrices in memory\n",
+           (double)in.matrix_bytes / (1 << 20));
     jc_model_free(m);
     if (fflush(stdout) != 0) {
         error("cannot write to stdout");

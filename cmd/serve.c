@@ -96,6 +96,8 @@ static const struct cmd_opt options[] = {
     {OPT_IDLE_TIMEOUT, NULL},
     IMAGE_OPTS,
     {OPT_THREADS, NULL},
+    /* the arithmetic of the model served, for every request */
+    {OPT_PRECISION, NULL},
     {OPT_HELP, NULL},
     {0, NULL},
 };
@@ -1320,7 +1322,7 @@ int cmd_serve(int argc, char **argv)
 {
     const char *usage = cmd_usage(&spec);
     struct server s = {.max_batch = 32, .max_body = (size_t)64 << 20, .idle_timeout = 30};
-    const char *model = NULL, *host = "127.0.0.1";
+    const char *model = NULL, *host = "127.0.0.1", *precision = NULL;
     long port = 8080, threads = 0, v;
     int c, status = EXIT_FAIL;
 
@@ -1357,6 +1359,9 @@ int cmd_serve(int argc, char **argv)
             if (!parse_long("--threads", optarg, 1, 256, &threads))
                 return EXIT_USAGE;
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         IMAGE_OPT_CASES:
             if (!image_option(c, optarg, &s.image))
                 return EXIT_USAGE;
@@ -1379,6 +1384,9 @@ int cmd_serve(int argc, char **argv)
         return usage_error(usage, "--api-key: the key is empty");
     if (!mhd_load() || !catch_stop_signals() || !setup_threads(threads))
         return EXIT_FAIL;
+    if ((status = setup_precision(precision)) != EXIT_OK)
+        return status;
+    status = EXIT_FAIL;
     /*
      * Request bodies, images and responses of a few hundred kilobytes come and go on many
      * threads. glibc raises its mmap threshold after each large free, and then serves them

@@ -25,6 +25,7 @@ static const struct cmd_opt options[] = {
     IMAGE_OPTS,
     {OPT_MODEL, "model directory (not needed for .npy inputs alone)"},
     {OPT_THREADS, NULL},
+    {OPT_PRECISION, NULL},
     {OPT_HELP, NULL},
     {0, NULL},
 };
@@ -373,7 +374,7 @@ int cmd_similarity(int argc, char **argv)
     size_t max_file_bytes = DEFAULT_MAX_FILE_BYTES;
     long max_tokens = DEFAULT_MAX_TOKENS;
     struct jc_image_opts io = {0};
-    const char *model = NULL, *format = NULL;
+    const char *model = NULL, *format = NULL, *precision = NULL;
     long top = 0, threads = 0;
     int c, group = 0, status = EXIT_FAIL;
     enum sim_format fmt = SIM_TSV;
@@ -439,6 +440,9 @@ int cmd_similarity(int argc, char **argv)
                 goto out;
             }
             break;
+        case OPT_PRECISION:
+            precision = optarg;
+            break;
         case OPT_MAX_TOKENS:
             if (!parse_long("--max-tokens", optarg, 2, 1L << 24, &max_tokens)) {
                 status = EXIT_USAGE;
@@ -487,6 +491,9 @@ int cmd_similarity(int argc, char **argv)
     }
     if (!setup_threads(threads))
         goto out;
+    if ((status = setup_precision(precision)) != EXIT_OK)
+        goto out;
+    status = EXIT_FAIL;
 
     /* Embedding files first: their widths and row counts fix the layout. */
     size_t width = 0;

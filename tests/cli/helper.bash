@@ -5,7 +5,7 @@ JCLIP="${JCLIP:-$PWD/jclip}"
 MODEL="$PWD/tests/models/tiny"
 GOLDEN="$PWD/tests/golden"
 export LC_ALL=C
-unset JCLIP_MODEL JCLIP_THREADS JCLIP_ISA OPENBLAS_CORETYPE JCLIP_DEBUG_CORENAME
+unset JCLIP_MODEL JCLIP_THREADS JCLIP_ISA JCLIP_PRECISION OPENBLAS_CORETYPE JCLIP_DEBUG_CORENAME
 # make test-haswell runs the batch-invariance tests again on OpenBLAS's Haswell kernels
 [ -z "${JCLIP_TEST_CORETYPE:-}" ] || export OPENBLAS_CORETYPE="$JCLIP_TEST_CORETYPE"
 export HF_HOME="$BATS_TEST_TMPDIR/no-hf-home"
