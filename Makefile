@@ -24,10 +24,12 @@ CPPFLAGS   += -DJC_X86_KERNELS
 $(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
 endif
-# Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own.
+# Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own, but
+# the bf16 one, whose kernel the table takes only where the CPU has FEAT_BF16.
 ifneq ($(filter aarch64%,$(ARCH)),)
 KERNEL_SRC += $(wildcard kernels/*_neon.c)
 CPPFLAGS   += -DJC_NEON_KERNELS
+$(BUILD)/kernels/linear_bf16_neon.o: ISA_FLAGS := -march=armv8.2-a+bf16
 endif
 CMD_SRC    := $(sort $(wildcard cmd/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))

@@ -14,6 +14,9 @@
 #ifdef JC_NEON_KERNELS
 #include "neon.h"
 #endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
 const struct jc_kernels jc_kernels_ref = {
     .name = "ref",
@@ -73,7 +76,8 @@ static void detect(struct jc_cpu *c)
 #elif defined(__aarch64__)
 static void detect(struct jc_cpu *c)
 {
-    c->neon = true; /* the aarch64 baseline */
+    c->neon = true;                                    /* the aarch64 baseline */
+    c->neon_bf16 = getauxval(AT_HWCAP2) & (1ul << 14); /* HWCAP2_BF16 */
 }
 #else
 static void detect(struct jc_cpu *c)
@@ -138,6 +142,10 @@ static void init_tables(void)
     table_neon.rope = jc_rope_neon;
     table_neon.mean_pool = jc_mean_pool_neon;
     table_neon.linear_few = jc_linear_few_neon;
+    if (jc_cpu()->neon_bf16) {
+        table_neon.bf16 = "BF16 (BFMLALB/T)";
+        table_neon.linear_bf16 = jc_linear_bf16_neon;
+    }
 #endif
 }
 
@@ -204,5 +212,6 @@ int jc_kernels_specialised(const struct jc_kernels *k)
     n += k->rope != jc_kernels_ref.rope;
     n += k->mean_pool != jc_kernels_ref.mean_pool;
     n += k->linear_few != jc_kernels_ref.linear_few;
+    n += k->bf16 && k->linear_bf16 != jc_kernels_ref.linear_bf16;
     return n;
 }

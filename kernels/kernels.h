@@ -13,6 +13,7 @@
 
 struct jc_cpu {
     bool x86, avx, avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, neon;
+    bool neon_bf16;      /* FEAT_BF16 (HWCAP2_BF16) */
     bool os_ymm, os_zmm; /* the OS saves YMM / ZMM state (XCR0) */
 };
 

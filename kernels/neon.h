@@ -17,5 +17,8 @@ void jc_mean_pool_neon(float *out, const float *x, size_t ld, const uint8_t *mas
 void jc_linear_few_neon(float *c, int ldc, const float *xt, int mp, int m, const float *w, int ldw,
                         int n, const int *ends, int blocks);
 void jc_attention_neon(const struct jc_attn_head *a, float *work);
+/* FEAT_BF16 (kernels/linear_bf16_neon.c, built with +bf16): only where jc_cpu() has it */
+void jc_linear_bf16_neon(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
+                         int kp, int j0, int j1);
 
 #endif
