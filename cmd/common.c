@@ -123,8 +123,7 @@ int setup_precision(const char *precision)
         return from_env ? EXIT_FAIL : EXIT_USAGE;
     }
     if (rc == 1)
-        warning("%s: the %s kernels have no bf16 instructions (AVX512-BF16 or AMX-BF16); "
-                "running fp32",
+        warning("%s: the %s kernels have no bf16 products; running fp32",
                 from_env ? "JCLIP_PRECISION=bf16" : "--precision bf16", jc_isa_name());
     return EXIT_OK;
 }

@@ -62,8 +62,8 @@ static const struct opt_def table[] = {
     {OPT_OUTPUT, "output", "FILE", "write an N x D float32 .npy instead of stdout"},
     {OPT_PORT, "port", "N", "port to listen on (default 8080; 0 picks a free one)"},
     {OPT_PRECISION, "precision", "P",
-     "linear layers in fp32 (default) or bf16: about twice as fast\n"
-     "where the CPU has bf16 instructions (jclip(1));\n"
+     "linear layers in fp32 (default) or bf16: weights in half the\n"
+     "memory, where the kernels have bf16 products (jclip(1));\n"
      "$JCLIP_PRECISION sets the default"},
     {OPT_PROGRESS, "progress", NULL,
      "show progress on stderr (default: only when it is a terminal)"},

@@ -208,7 +208,7 @@ static void sample_peak(void)
 static struct bench_row {
     const char *name, *unit, *note; /* note: after the columns, or NULL */
     double value, flops_per_s;      /* flops_per_s < 0: no efficiency to show */
-} rows[32];
+} rows[48];
 static int n_rows;
 
 static void row_note(const char *name, double value, const char *unit, double flops_per_s,
@@ -237,6 +237,10 @@ static void fill_row(int i, double value, double flops_per_s, const char *note)
 static void print_rows(void)
 {
     for (int i = 0; i < n_rows; i++) {
+        if (!rows[i].unit) { /* a row with nothing measured: its note says why */
+            printf("%-44s %s\n", rows[i].name, rows[i].note);
+            continue;
+        }
         if (rows[i].flops_per_s < 0)
             printf("%-44s %12.2f %-10s %7s", rows[i].name, rows[i].value, rows[i].unit, "");
         else
@@ -678,6 +682,92 @@ static void server_rows(const char *bin, const char *dir, const char *jpeg, doub
     close(fd);
 }
 
+/*
+ * One 8192-token text in a process of its own (in `precision`, or the default when NULL):
+ * its seconds and its peak RSS in kB, both 0 when it failed.
+ */
+static void long_text(const char *dir, const char *precision, double *t8k, long *hwm_kb)
+{
+    char *self[] = {"/proc/self/exe", "--long-text", (char *)dir, (char *)precision, NULL};
+    struct rusage ru;
+    FILE *res = tmpfile();
+    *t8k = 0;
+    *hwm_kb = 0;
+    fflush(stdout);
+    if (!res)
+        return;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int status;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fileno(res), 1);
+    if (posix_spawn(&pid, self[0], &fa, NULL, self, environ) == 0 &&
+        wait4(pid, &status, 0, &ru) == pid && WIFEXITED(status) && !WEXITSTATUS(status)) {
+        rewind(res);
+        if (fscanf(res, "%lf %ld", t8k, hwm_kb) != 2)
+            *t8k = *hwm_kb = 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    fclose(res);
+}
+
+/*
+ * --precision bf16 where the kernel table has bf16 products: the model's load time (its
+ * matrices packed) and the rows the targets name, each against fp32 in this run. Where
+ * the table has none, one line says so.
+ */
+struct fp32_times {
+    double load, t32, c256, c1, t8k;
+    long hwm_kb;
+};
+
+static void bf16_rows(const char *dir, const float *pixels, const struct jc_model_info *in,
+                      const struct fp32_times *f)
+{
+    static char notes[6][96];
+    const char *isa = jc_bf16_instructions();
+    if (!isa) {
+        snprintf(notes[0], sizeof notes[0],
+                 "not measured: the %s kernels have no bf16 "
+                 "instructions",
+                 jc_isa_name());
+        row_note("bf16 (--precision bf16)", 0, NULL, -1, notes[0]);
+        return;
+    }
+    struct jc_model *m;
+    if (jc_set_precision("bf16") != 0)
+        die("bf16");
+    double t0 = now();
+    if (jc_model_open(&m, dir, JC_LOAD_TEXT | JC_LOAD_VISION) < 0)
+        die(dir);
+    double load = now() - t0;
+    const double fi = image_flops(&in->vision), fc = text_flops(&in->text, 16);
+    snprintf(notes[0], sizeof notes[0], "%s; fp32 %.0f ms", isa, f->load * 1e3);
+    row_note("bf16: model load, both towers", load * 1e3, "ms", -1, notes[0]);
+    double t32 = time_images(m, pixels, 32, 4);
+    snprintf(notes[1], sizeof notes[1], "%.2fx fp32 (target 1.7x)", f->t32 / t32);
+    row_note("bf16: images, batch 32, from pixels", 32 / t32, "images/s", 32 * fi / t32, notes[1]);
+    double c256 = time_texts(m, 256, 16, 4);
+    snprintf(notes[2], sizeof notes[2], "%.2fx fp32 (target 1.7x)", f->c256 / c256);
+    row_note("bf16: captions (16 tokens), batch 256", 256 / c256, "captions/s", 256 * fc / c256,
+             notes[2]);
+    double c1 = time_texts(m, 1, 16, 10);
+    snprintf(notes[3], sizeof notes[3], "%.2f of fp32's time (target 0.65)", c1 / f->c1);
+    row_note("bf16: captions (16 tokens), batch 1", c1 * 1e3, "ms", fc / c1, notes[3]);
+    jc_model_free(m);
+    double t8k;
+    long hwm_kb;
+    long_text(dir, "bf16", &t8k, &hwm_kb);
+    snprintf(notes[4], sizeof notes[4], "%.2fx fp32 (target 1.4x)", t8k > 0 ? f->t8k / t8k : 0);
+    row_note("bf16: one 8192-token text", t8k * 1e3, "ms",
+             t8k > 0 ? text_flops(&in->text, 8192) / t8k : 0, notes[4]);
+    snprintf(notes[5], sizeof notes[5], "%.2f of fp32's %.1f MB (target 0.6)",
+             f->hwm_kb ? (double)hwm_kb / f->hwm_kb : 0, f->hwm_kb / 1024.0);
+    row_note("  its peak RSS (VmHWM)", hwm_kb / 1024.0, "MB", -1, notes[5]);
+    if (jc_set_precision("fp32") != 0)
+        die("fp32");
+}
+
 int main(int argc, char **argv)
 {
     struct jc_model *m;
@@ -706,8 +796,10 @@ int main(int argc, char **argv)
         return 0;
     }
     /* The child of the long-text row: time one 8192-token text, print it, exit. */
-    if (argc == 3 && !strcmp(argv[1], "--long-text")) {
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "--long-text")) {
         jc_set_threads(0);
+        if (argc == 4 && jc_set_precision(argv[3]) != 0)
+            die(argv[3]);
         if (jc_model_open(&m, argv[2], JC_LOAD_TEXT) < 0)
             die(argv[2]);
         double t = time_texts(m, 1, 8192, 1);
@@ -736,8 +828,10 @@ int main(int argc, char **argv)
     peak_threads = threads;
     sample_peak();
     sample_best_peak();
+    double load = now();
     if (jc_model_open(&m, dir, JC_LOAD_TEXT | JC_LOAD_VISION) < 0 || jc_model_info(m, &in) < 0)
         die(dir);
+    load = now() - load;
     jc_model_preprocess(m, &size, mean, std);
     long_model = m;
 
@@ -813,33 +907,18 @@ int main(int argc, char **argv)
     fill_row(r512, t512 * 1e3, text_flops(&in.text, 512) / t512, note512);
 
     /* The long text in a process of its own, so its peak RSS is its own. */
-    fflush(stdout);
-    char *self[] = {"/proc/self/exe", "--long-text", (char *)dir, NULL};
-    struct rusage ru;
-    FILE *res = tmpfile();
     double t8k = 0;
     long hwm_kb = 0;
-    if (res) {
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        int status;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, fileno(res), 1);
-        if (posix_spawn(&pid, self[0], &fa, NULL, self, environ) == 0 &&
-            wait4(pid, &status, 0, &ru) == pid && WIFEXITED(status) && !WEXITSTATUS(status)) {
-            rewind(res);
-            if (fscanf(res, "%lf %ld", &t8k, &hwm_kb) != 2)
-                t8k = 0;
-        }
-        posix_spawn_file_actions_destroy(&fa);
-        fclose(res);
-    }
+    struct rusage ru;
+    long_text(dir, NULL, &t8k, &hwm_kb);
     row("one 8192-token text", t8k * 1e3, "ms", t8k > 0 ? text_flops(&in.text, 8192) / t8k : 0);
     static char rss_note[64];
     snprintf(rss_note, sizeof rss_note, "mapped text weights %.1f MB",
              in.text.params * 4 / 1048576.0);
-    free(pixels);
     row_note("  its peak RSS (VmHWM)", hwm_kb / 1024.0, "MB", -1, rss_note);
+    const struct fp32_times f32 = {load, t32, c256, c1, t8k, hwm_kb};
+    bf16_rows(dir, pixels, &in, &f32);
+    free(pixels);
 
     /* Whole processes: end to end from JPEG files, and start-up to first caption. */
     char *jpegs[64 + 8];
