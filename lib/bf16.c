@@ -44,15 +44,19 @@ struct pack_run {
     int n, k, kp;
 };
 
-/* Job j packs panel j. */
+/* Job j packs panel j, in the order it is stored: pair by pair, 16 columns each. */
 static void pack_job(void *arg, int job, int thread)
 {
     const struct pack_run *p = arg;
+    const int j0 = job * JC_BF16_PANEL;
+    uint16_t *dst = p->dst + jc_bf16_at(j0, 0, 0, p->kp);
     (void)thread;
-    for (int j = job * JC_BF16_PANEL; j < (job + 1) * JC_BF16_PANEL; j++)
-        for (int k = 0; k < p->kp; k++)
-            p->dst[jc_bf16_at(j, k / 2, k % 2, p->kp)] =
-                j < p->n && k < p->k ? jc_bf16_round(p->w[(size_t)j * p->k + k]) : 0;
+    for (int k = 0; k < p->kp; k += 2)
+        for (int j = j0; j < j0 + JC_BF16_PANEL; j++) {
+            const float *w = p->w + (size_t)j * p->k;
+            *dst++ = j < p->n ? jc_bf16_round(w[k]) : 0;
+            *dst++ = j < p->n && k + 1 < p->k ? jc_bf16_round(w[k + 1]) : 0;
+        }
 }
 
 uint16_t *jc_bf16_pack(const float *w, int n, int k, const char *what)
