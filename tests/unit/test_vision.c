@@ -158,12 +158,16 @@ static void test_bf16(void **state)
             assert_int_equal(jc_embed_images(m, pixels + i * per, 1, JC_EMBED_RAW, alone + i * d),
                              0);
         /*
-         * 0.99998, not 0.99999, for an image alone: on tiny12, synth_3000x20 (stripes, where
-         * LayerNorm magnifies rounding) is at 0.9999874 with VDPBF16PS's order of the sums,
-         * and at 0.9999991 with the same sums taken from the last k down: the order alone
-         * moves it by 1.2e-5. The mean holds 0.999995.
+         * Not 0.99999 each: the order of the sums moves a bf16 image, since a last-bit
+         * change of an activation can flip its rounding to bf16 in the next layer. On tiny12
+         * the striped synth_3000x20 is at 0.9999874 in VDPBF16PS's order and 0.9999991 with
+         * the sums taken from the last k down; on the full-size model the two orders give
+         * cosines of 0.99940 (image 6) and 0.99968 (image 0) with each other, and 0.99926
+         * and 0.99971 with the goldens (mean 0.99983 over the 15).
          */
-        tu_check_bf16(names[c], alone, ref, ref32, n_images, d, 0.99998);
+        const bool full = !strcmp(names[c], "full");
+        tu_check_bf16(names[c], alone, ref, ref32, n_images, d, full ? 0.999 : 0.99998,
+                      full ? 0.9998 : 0.999995);
         assert_int_equal(jc_embed_images(m, pixels, n_images, JC_EMBED_RAW, batch), 0);
         tu_assert_batch_equal(alone, batch, n_images, d, names[c]);
         jc_set_threads(1);
