@@ -140,7 +140,7 @@ void jc_linear_bf16(const float *x, int rows, int in, const uint16_t *w, const f
     const int threads = jc_pool_size();
     if (rows <= 0 || out <= 0)
         return;
-    if (rows >= ROW_BLOCK * threads || rows > ROW_BLOCK) {
+    if (rows > ROW_BLOCK) {
         jc_pool_run((rows + ROW_BLOCK - 1) / ROW_BLOCK, row_job, &r);
         return;
     }

@@ -95,6 +95,14 @@ bool tu_bf16_begin(void)
     return true;
 }
 
+bool tu_bf16_config(const char *cfg)
+{
+    if (strcmp(cfg, "full") || strcmp(jc_bf16_instructions(), "scalar reference"))
+        return true;
+    printf("full bf16: left to native kernels (scalar, it would take many minutes)\n");
+    return false;
+}
+
 void tu_bf16_end(void)
 {
     assert_int_equal(jc_set_precision("fp32"), 0);

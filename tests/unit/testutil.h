@@ -41,6 +41,10 @@ void tu_assert_batch_equal(const float *alone, const float *batch, size_t n, siz
 bool tu_bf16_begin(void);
 void tu_bf16_end(void);
 
+/* Whether config cfg runs in bf16: not the full-size model on the scalar reference (it
+   would take many minutes; native kernels take it). Says so when not. */
+bool tu_bf16_config(const char *cfg);
+
 /*
  * n rows of got against the bf16 goldens (row i at ref + i * d): cosine >= least each and
  * >= mean on average, and nearer them than the fp32 goldens (ref32), so bf16 is what ran.
