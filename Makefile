@@ -23,6 +23,9 @@ KERNEL_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
 CPPFLAGS   += -DJC_X86_KERNELS
 $(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+# the bf16 kernel, which the table takes only where the CPU has AVX512-BF16
+$(BUILD)/kernels/linear_bf16_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+	-mavx512bf16 -mavx2 -mfma
 endif
 # Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own, but
 # the bf16 one, whose kernel the table takes only where the CPU has FEAT_BF16.
@@ -97,11 +100,19 @@ test-unit: $(UNIT_BIN) $(JCLIP_BIN) models fuzz-replay $(NEON_TESTS)
 	done
 
 # The kernel test alone: the kernels, libm and tests/unit/minicmocka.h in place of cmocka.
+# The AVX512-BF16 kernel against tests/unit/avx512bf16_emu.h, plain C for any CPU: the
+# kernel test checks its blocking and tails where no CPU at hand has the instructions.
+BF16_EMU := $(BUILD)/tests/unit/linear_bf16_avx512_emu.o
+$(BF16_EMU): kernels/linear_bf16_avx512.c tests/unit/avx512bf16_emu.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit -DJC_AVX512BF16_EMULATED $(JC_FLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/tests/test_kernels: $(BF16_EMU)
+
 $(BUILD)/tests/unit/test_kernels_alone.o: tests/unit/test_kernels.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DJC_MINICMOCKA $(JC_FLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/test_kernels_alone: $(BUILD)/tests/unit/test_kernels_alone.o $(KERNEL_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/test_kernels_alone: $(BUILD)/tests/unit/test_kernels_alone.o $(KERNEL_SRC:%.c=$(BUILD)/%.o) $(BF16_EMU)
 	$(CC) $(JC_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lm
 
 # The NEON table, from any machine: a make for aarch64 in $(BUILD)/aarch64 builds the kernel

@@ -129,6 +129,11 @@ static void init_tables(void)
     table_avx512.rope = jc_rope_avx512;
     table_avx512.mean_pool = jc_mean_pool_avx512;
     table_avx512.linear_few = jc_linear_few_avx512;
+    if (jc_cpu()->avx512bf16) {
+        table_avx512.bf16 = "AVX512-BF16";
+        table_avx512.round_bf16 = jc_round_bf16_avx512;
+        table_avx512.linear_bf16 = jc_linear_bf16_avx512;
+    }
 #endif
     table_neon = jc_kernels_ref;
     table_neon.name = "neon";

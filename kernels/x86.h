@@ -27,6 +27,11 @@ void jc_linear_few_avx2(float *c, int ldc, const float *xt, int mp, int m, const
 void jc_linear_few_avx512(float *c, int ldc, const float *xt, int mp, int m, const float *w,
                           int ldw, int n, const int *ends, int blocks);
 
+/* AVX512-BF16 (kernels/linear_bf16_avx512.c): only where jc_cpu() has it */
+void jc_linear_bf16_avx512(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
+                           int kp, int j0, int j1);
+void jc_round_bf16_avx512(uint16_t *dst, const float *src, int n);
+
 void jc_attention_avx2(const struct jc_attn_head *a, float *work);
 void jc_attention_avx512(const struct jc_attn_head *a, float *work);
 

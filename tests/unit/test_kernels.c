@@ -517,7 +517,7 @@ static void check_linear_few(const struct jc_kernels *k, const char *isa)
  * bf16 products (kernels/bf16.h): shapes around a panel of 16 columns and a pair of k, odd
  * K, M = 1 to 197, with c's padding and the columns outside [j0, j1) left alone.
  */
-static const int bf_ms[] = {1, 2, 15, 16, 17, 197};
+static const int bf_ms[] = {1, 2, 12, 15, 16, 17, 197};
 static const int bf_ns[] = {1, 15, 16, 17, 40, 100};
 static const int bf_ks[] = {1, 2, 3, 17, 40, 127};
 
@@ -567,11 +567,59 @@ static void bf_run(const struct jc_kernels *k, struct bf_case *f, float *out, in
     k->linear_bf16(out, f->ldc, f->xb, f->kp, f->m, f->wp, f->kp, j0, j1);
 }
 
+static const float bf_edge[] = {0.0f,
+                                -0.0f,
+                                1.0f,
+                                1.00390625f,
+                                1.005859375f,
+                                1.001953125f,
+                                -1.0029296875f,
+                                0x1p-126f,
+                                0x1p-127f,
+                                -0x1p-140f,
+                                0x1.fffffep127f,
+                                0x1.fe0000p127f,
+                                0x1.ff0000p127f,
+                                INFINITY,
+                                -INFINITY,
+                                NAN,
+                                3.14159265f,
+                                65504.0f,
+                                1e-30f};
+
+/* A table's round_bf16 against jc_bf16_round: edges, then random bits, every length to 40. */
+static void check_round_bf16(const struct jc_kernels *k, const char *isa)
+{
+    enum { N = 40 };
+    float src[N];
+    uint16_t got[N + 1];
+    for (int n = 0; n <= N; n++)
+        for (int t = 0; t < 50; t++) {
+            for (int i = 0; i < n; i++) {
+                rng = rng * 6364136223846793005u + 1442695040888963407u;
+                uint32_t u = (uint32_t)rng ^ (uint32_t)(rng >> 32);
+                memcpy(&src[i], &u, sizeof u);
+                if (t == 0)
+                    src[i] = bf_edge[i % (sizeof bf_edge / sizeof *bf_edge)];
+            }
+            got[n] = 0xabcd;
+            k->round_bf16(got, src, n);
+            if (got[n] != 0xabcd)
+                fail_msg("%s round_bf16 n=%d: wrote past n", isa, n);
+            for (int i = 0; i < n; i++)
+                if (got[i] != jc_bf16_round(src[i]))
+                    fail_msg("%s round_bf16 of %a: 0x%04x, jc_bf16_round 0x%04x", isa, src[i],
+                             got[i], jc_bf16_round(src[i]));
+        }
+}
+
 /* Every bf16 table against the reference's bits, whole and in two ranges of columns. */
 static void check_bf16(const struct jc_kernels *k, const char *isa)
 {
     if (!k->bf16 || k == &jc_kernels_ref)
         return;
+    if (k->round_bf16 != jc_kernels_ref.round_bf16)
+        check_round_bf16(k, isa);
     for (size_t a = 0; a < sizeof bf_ms / sizeof *bf_ms; a++)
         for (size_t b = 0; b < sizeof bf_ns / sizeof *bf_ns; b++)
             for (size_t d = 0; d < sizeof bf_ks / sizeof *bf_ks; d++) {
@@ -594,6 +642,24 @@ static void check_bf16(const struct jc_kernels *k, const char *isa)
                 free(want);
                 bf_free(&f);
             }
+}
+
+/*
+ * The AVX512-BF16 kernels built against tests/unit/avx512bf16_emu.h, the instructions as
+ * Intel's pseudo-code states them: the kernels' blocking, tails and masks, on any CPU.
+ */
+void jc_linear_bf16_avx512_emulated(float *c, int ldc, const uint16_t *x, int ldx, int m,
+                                    const uint16_t *w, int kp, int j0, int j1);
+void jc_round_bf16_avx512_emulated(uint16_t *dst, const float *src, int n);
+
+static void test_bf16_avx512_emulated(void **state)
+{
+    struct jc_kernels k = jc_kernels_ref;
+    (void)state;
+    k.bf16 = "AVX512-BF16, emulated";
+    k.round_bf16 = jc_round_bf16_avx512_emulated;
+    k.linear_bf16 = jc_linear_bf16_avx512_emulated;
+    check_bf16(&k, "emulated avx512-bf16");
 }
 
 /* bf16 of f written out from its bits, the nearer of the two bf16 around it, ties to even. */
@@ -619,30 +685,11 @@ static uint16_t bf16_nearest(float f)
 
 static void test_bf16_round(void **state)
 {
-    static const float edge[] = {0.0f,
-                                 -0.0f,
-                                 1.0f,
-                                 1.00390625f,
-                                 1.005859375f,
-                                 1.001953125f,
-                                 -1.0029296875f,
-                                 0x1p-126f,
-                                 0x1p-127f,
-                                 -0x1p-140f,
-                                 0x1.fffffep127f,
-                                 0x1.fe0000p127f,
-                                 0x1.ff0000p127f,
-                                 INFINITY,
-                                 -INFINITY,
-                                 NAN,
-                                 3.14159265f,
-                                 65504.0f,
-                                 1e-30f};
     (void)state;
-    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
-        uint16_t got = jc_bf16_round(edge[i]), want = bf16_nearest(edge[i]);
+    for (size_t i = 0; i < sizeof bf_edge / sizeof *bf_edge; i++) {
+        uint16_t got = jc_bf16_round(bf_edge[i]), want = bf16_nearest(bf_edge[i]);
         if (got != want)
-            fail_msg("bf16 of %a: 0x%04x, nearest 0x%04x", edge[i], got, want);
+            fail_msg("bf16 of %a: 0x%04x, nearest 0x%04x", bf_edge[i], got, want);
     }
     for (int i = 0; i < 200000; i++) {
         rng = rng * 6364136223846793005u + 1442695040888963407u;
@@ -795,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_linear_few_reference),
         cmocka_unit_test(test_bf16_round),
         cmocka_unit_test(test_bf16_reference),
+        cmocka_unit_test(test_bf16_avx512_emulated),
         cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_rope_pool_reference),
         cmocka_unit_test(test_tables),
