@@ -19,11 +19,11 @@ static inline uint16_t jc_bf16_round(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
-        return (uint16_t)((u >> 16) | 0x0040u);
-    if (!(u & 0x7f800000u))
-        return (uint16_t)((u >> 16) & 0x8000u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    /* without branches, so that a loop of it compiles to vectors */
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t zero = (u >> 16) & 0x8000u, nan = (u >> 16) | 0x0040u;
+    const uint32_t r = (u & 0x7f800000u) ? rounded : zero;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
 }
 
 static inline float jc_bf16_float(uint16_t h)

@@ -39,24 +39,33 @@ const char *jc_bf16_instructions(void)
 }
 
 struct pack_run {
-    uint16_t *dst;
+    uint16_t *dst, *rows; /* rows: a column rounded, kp values, per thread */
     const float *w;
     int n, k, kp;
 };
 
-/* Job j packs panel j, in the order it is stored: pair by pair, 16 columns each. */
+/*
+ * Job j packs panel j: each of its columns (a row of w, read in order) rounded by the table's
+ * round_bf16, then its pairs dealt to their places 16 pairs apart. A panel's 16 columns
+ * write the same stretch of memory, so it stays in cache while the job fills it.
+ */
 static void pack_job(void *arg, int job, int thread)
 {
     const struct pack_run *p = arg;
     const int j0 = job * JC_BF16_PANEL;
-    uint16_t *dst = p->dst + jc_bf16_at(j0, 0, 0, p->kp);
-    (void)thread;
-    for (int k = 0; k < p->kp; k += 2)
-        for (int j = j0; j < j0 + JC_BF16_PANEL; j++) {
-            const float *w = p->w + (size_t)j * p->k;
-            *dst++ = j < p->n ? jc_bf16_round(w[k]) : 0;
-            *dst++ = j < p->n && k + 1 < p->k ? jc_bf16_round(w[k + 1]) : 0;
+    uint16_t *panel = p->dst + jc_bf16_at(j0, 0, 0, p->kp);
+    uint16_t *row = p->rows + (size_t)thread * p->kp;
+    for (int c = 0; c < JC_BF16_PANEL; c++) {
+        uint16_t *dst = panel + 2 * c;
+        if (j0 + c < p->n) {
+            /* past an odd k, row[k] stays the zero it was allocated as */
+            jc_rt.kernels->round_bf16(row, p->w + (size_t)(j0 + c) * p->k, p->k);
+        } else {
+            memset(row, 0, (size_t)p->kp * sizeof *row);
         }
+        for (int q = 0; q < p->kp / 2; q++)
+            memcpy(dst + (size_t)q * 2 * JC_BF16_PANEL, row + 2 * q, 2 * sizeof *row);
+    }
 }
 
 uint16_t *jc_bf16_pack(const float *w, int n, int k, const char *what)
@@ -67,8 +76,14 @@ uint16_t *jc_bf16_pack(const float *w, int n, int k, const char *what)
         jc_fail(JC_ENOMEM, "out of memory for %s in bf16 (%zu bytes)", what, bytes);
         return NULL;
     }
-    struct pack_run p = {dst, w, n, k, jc_bf16_kp(k)};
+    struct pack_run p = {dst, NULL, w, n, k, jc_bf16_kp(k)};
+    p.rows = jc_calloc((size_t)jc_pool_size() * (size_t)p.kp, sizeof *p.rows, what);
+    if (!p.rows) {
+        free(dst);
+        return NULL;
+    }
     jc_pool_run((n + JC_BF16_PANEL - 1) / JC_BF16_PANEL, pack_job, &p);
+    free(p.rows);
     return dst;
 }
 
