@@ -104,6 +104,17 @@ static void layernorm(struct text_ws *w, size_t rows0, size_t rows, const float 
     jc_pool_run((int)((rows + EW_ROWS - 1) / EW_ROWS), ln_job, w);
 }
 
+/*
+ * A sequence's own rows and rows past its last whole group (see the top of this file); with
+ * bf16 products, which keep a row's bits wherever it is, none: every sequence in line,
+ * unpadded (the unroll is then 1).
+ */
+static void seq_rows(bool bf16, size_t len, size_t *own, size_t *tail)
+{
+    *own = bf16 ? 0 : jc_linear_own_rows(len);
+    *tail = bf16 ? 0 : jc_linear_tail_rows(len);
+}
+
 /* The rows a sequence of len tokens takes from `at`: its whole groups, or all padded. */
 static size_t in_line_rows(size_t len, size_t own, size_t tail, size_t unroll)
 {
@@ -258,12 +269,13 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     w.D = D;
     w.I = I;
     /* The layout: see the top of this file. */
-    const size_t unroll = (size_t)jc_blas_row_unroll();
+    const size_t unroll = m->bf16 ? 1 : (size_t)jc_blas_row_unroll();
     size_t rest = 0, in_order = 0, firsts = 0; /* firsts: rows for first halves, the most */
     for (size_t s = 0; s < n; s++) {
         if (lens[s] < 1 || lens[s] > (1u << 24))
             return jc_fail(JC_EINVAL, "text %zu has %zu tokens", s, lens[s]);
-        size_t own = jc_linear_own_rows(lens[s]), tail = jc_linear_tail_rows(lens[s]);
+        size_t own, tail;
+        seq_rows(m->bf16, lens[s], &own, &tail);
         w.own += own;
         rest += in_line_rows(lens[s], own, tail, unroll);
         if (tail) {
@@ -288,7 +300,8 @@ int jc_embed_texts(struct jc_model *m, const int32_t *const *ids, const size_t *
     }
     size_t off_own = 0, off_rest = w.own, off_in_order = w.T, sp = 0, a = 0, b = 0;
     for (size_t s = 0; s < n; s++) {
-        size_t own = jc_linear_own_rows(lens[s]), tail = jc_linear_tail_rows(lens[s]), o;
+        size_t own, tail, o;
+        seq_rows(m->bf16, lens[s], &own, &tail);
         if (own) {
             o = w.at[s] = off_own;
             off_own += own;

@@ -178,8 +178,11 @@ int jc_embed_images(struct jc_model *m, const float *pixels, size_t n, unsigned 
     w.W = W;
     w.Hm = v->dims.mlp_hidden;
     w.n_tok = g * g + 1;
-    /* Each image starts at a multiple of the GEMM unroll, so batching changes no bit. */
-    w.stride = (size_t)jc_blas_row_unroll();
+    /*
+     * Each image starts at a multiple of the GEMM unroll, so batching changes no bit; the
+     * bf16 products keep a row's bits wherever it is, so there images are not padded.
+     */
+    w.stride = m->bf16 ? 1 : (size_t)jc_blas_row_unroll();
     w.stride = (w.n_tok + w.stride - 1) / w.stride * w.stride;
     w.T = n * w.stride;
 
