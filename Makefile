@@ -19,13 +19,14 @@ ARCH       := $(shell $(CC) -dumpmachine)
 
 # ISA flags per file, never -march=native: the binary must run on any x86-64.
 ifneq ($(filter x86_64%,$(ARCH)),)
-KERNEL_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
+KERNEL_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c kernels/*_amx.c)
 CPPFLAGS   += -DJC_X86_KERNELS
 $(BUILD)/kernels/%_avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(BUILD)/kernels/%_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
 # the bf16 kernel, which the table takes only where the CPU has AVX512-BF16
 $(BUILD)/kernels/linear_bf16_avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq \
 	-mavx512bf16 -mavx2 -mfma
+$(BUILD)/kernels/%_amx.o: ISA_FLAGS := -mamx-tile -mamx-bf16
 endif
 # Advanced SIMD is in every aarch64 CPU: the NEON files need no flags of their own, but
 # the bf16 one, whose kernel the table takes only where the CPU has FEAT_BF16.
@@ -99,15 +100,19 @@ test-unit: $(UNIT_BIN) $(JCLIP_BIN) models fuzz-replay $(NEON_TESTS)
 	    for t in $(GOLDEN_BIN); do echo "== $$t, $$isa kernels"; JCLIP_ISA=$$isa $$t; done; \
 	done
 
-# The kernel test alone: the kernels, libm and tests/unit/minicmocka.h in place of cmocka.
 # The AVX512-BF16 kernel against tests/unit/avx512bf16_emu.h, plain C for any CPU: the
 # kernel test checks its blocking and tails where no CPU at hand has the instructions.
-BF16_EMU := $(BUILD)/tests/unit/linear_bf16_avx512_emu.o
-$(BF16_EMU): kernels/linear_bf16_avx512.c tests/unit/avx512bf16_emu.h
+$(BUILD)/tests/unit/linear_bf16_avx512_emu.o: kernels/linear_bf16_avx512.c tests/unit/avx512bf16_emu.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/unit -DJC_AVX512BF16_EMULATED $(JC_FLAGS) $(CFLAGS) -c -o $@ $<
-$(BUILD)/tests/test_kernels: $(BF16_EMU)
+# The AMX kernel likewise, against tests/unit/amx_emu.h.
+$(BUILD)/tests/unit/linear_bf16_amx_emu.o: kernels/linear_bf16_amx.c tests/unit/amx_emu.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit -DJC_AMX_EMULATED $(JC_FLAGS) $(CFLAGS) -c -o $@ $<
+BF16_EMU := $(BUILD)/tests/unit/linear_bf16_avx512_emu.o $(BUILD)/tests/unit/linear_bf16_amx_emu.o
+$(BUILD)/tests/test_kernels $(BUILD)/tests/test_linear: $(BF16_EMU)
 
+# The kernel test alone: the kernels, libm and tests/unit/minicmocka.h in place of cmocka.
 $(BUILD)/tests/unit/test_kernels_alone.o: tests/unit/test_kernels.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DJC_MINICMOCKA $(JC_FLAGS) $(CFLAGS) -c -o $@ $<

@@ -59,4 +59,17 @@ static inline size_t jc_bf16_at(int j, int p, int e, int kp)
            (size_t)(j % JC_BF16_PANEL) * 2 + (size_t)e;
 }
 
+/*
+ * Each pair's two values exchanged: how x and the packed weights hold them for a table
+ * whose bf16_swapped is set (kernels.h).
+ */
+static inline void jc_bf16_swap_pairs(uint16_t *v, size_t pairs)
+{
+    for (size_t i = 0; i < pairs; i++) {
+        const uint16_t t = v[2 * i];
+        v[2 * i] = v[2 * i + 1];
+        v[2 * i + 1] = t;
+    }
+}
+
 #endif

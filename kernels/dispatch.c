@@ -1,5 +1,6 @@
 #include "kernels.h"
 #include "ref.h"
+#include "bf16.h"
 
 #include <stdlib.h>
 #include <pthread.h>
@@ -7,6 +8,10 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 #ifdef JC_X86_KERNELS
 #include "x86.h"
@@ -58,7 +63,11 @@ static void detect(struct jc_cpu *c)
         c->os_ymm = (xcr0 & 0x6) == 0x6;
         c->os_zmm = (xcr0 & 0xe6) == 0xe6;
     }
+    bool os_tiles = false;
+    if (osxsave)
+        os_tiles = (xgetbv0() & 0x60000) == 0x60000; /* XTILECFG, XTILEDATA */
     if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
+        c->amx_bf16 = os_tiles && (d & (1u << 22)) && (d & (1u << 24)); /* AMX-BF16, -TILE */
         c->avx2 = b & bit_AVX2;
         c->avx512f = b & bit_AVX512F;
         c->avx512dq = b & bit_AVX512DQ;
@@ -98,6 +107,55 @@ const struct jc_cpu *jc_cpu(void)
 }
 
 /*
+ * Whether a bf16 kernel gives the reference's bits on one product of awkward shape (rows
+ * past a tile of 16, pairs past a block of 16, an odd K, columns past a panel and a pair of
+ * panels); swapped: it takes pairs swapped. The AMX kernel is taken only where it does.
+ */
+bool jc_bf16_check(void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
+                                       const uint16_t *w, int kp, int j0, int j1),
+                   bool swapped)
+{
+    enum { M = 19, N = 40, K = 77, KP = 78, NP = 48 };
+    static uint16_t x[M * KP], xs[M * KP], w[NP * KP], ws[NP * KP];
+    static float want[M * N], got[M * N];
+    uint32_t seed = 12345;
+    for (int i = 0; i < M * KP; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = i % KP < K ? jc_bf16_round((float)(int32_t)seed * 0x1p-31f) : 0;
+    }
+    for (int j = 0; j < NP; j++)
+        for (int k = 0; k < KP; k++) {
+            seed = seed * 1664525u + 1013904223u;
+            float v = j < N && k < K ? (float)(int32_t)seed * 0x1p-33f : 0;
+            w[jc_bf16_at(j, k / 2, k % 2, KP)] = jc_bf16_round(v);
+        }
+    memcpy(xs, x, sizeof x);
+    memcpy(ws, w, sizeof w);
+    if (swapped) {
+        jc_bf16_swap_pairs(xs, sizeof xs / sizeof *xs / 2);
+        jc_bf16_swap_pairs(ws, sizeof ws / sizeof *ws / 2);
+    }
+    memset(want, 0, sizeof want);
+    memset(got, 0, sizeof got);
+    jc_linear_bf16_ref(want, N, x, KP, M, w, KP, 0, N);
+    linear_bf16(got, N, xs, KP, M, ws, KP, 0, N);
+    return !memcmp(want, got, sizeof want);
+}
+
+#ifdef JC_X86_KERNELS
+/* Linux gives a process AMX's tile data only when asked (ARCH_REQ_XCOMP_PERM). */
+static bool amx_permitted(void)
+{
+#if defined(__x86_64__) && defined(__linux__)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    return false;
+#endif
+}
+
+#endif
+
+/*
  * The ISA tables. Until an ISA has kernels of its own its table is the reference copy;
  * jc_kernels_specialised() says how many slots it replaces.
  */
@@ -133,6 +191,14 @@ static void init_tables(void)
         table_avx512.bf16 = "AVX512-BF16";
         table_avx512.round_bf16 = jc_round_bf16_avx512;
         table_avx512.linear_bf16 = jc_linear_bf16_avx512;
+        /* tiles where the OS gives them and they give the contract's bits (JCLIP_AMX=0: not) */
+        const char *amx = getenv("JCLIP_AMX");
+        if (jc_cpu()->amx_bf16 && !(amx && !strcmp(amx, "0")) && amx_permitted() &&
+            jc_bf16_check(jc_linear_bf16_amx, true)) {
+            table_avx512.bf16 = "AMX-BF16";
+            table_avx512.linear_bf16 = jc_linear_bf16_amx;
+            table_avx512.bf16_swapped = true;
+        }
     }
 #endif
     table_neon = jc_kernels_ref;

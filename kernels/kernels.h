@@ -15,6 +15,7 @@ struct jc_cpu {
     bool x86, avx, avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, neon;
     bool neon_bf16;      /* FEAT_BF16 (HWCAP2_BF16) */
     bool os_ymm, os_zmm; /* the OS saves YMM / ZMM state (XCR0) */
+    bool amx_bf16;       /* AMX-TILE and AMX-BF16, and the OS saves tile state (XCR0) */
 };
 
 /* What this CPU and OS can run; read once. */
@@ -114,12 +115,25 @@ struct jc_kernels {
      * pair p, s += x[2p + 1] w[2p + 1], then s += x[2p] w[2p], each step one rounding (the
      * product of two bf16 is exact) with a denormal result flushed to zero of its sign.
      * Each element's arithmetic is fixed: a row's result depends on nothing but its own x.
+     * Where bf16_swapped is set, x's rows and the packed weights hold each pair's two values
+     * the other way round (jc_bf16_swap_pairs in bf16.h), as AMX's TDPBF16PS needs them to
+     * take the odd product first; s(r, j) is the same.
      */
     const char *bf16;
+    bool bf16_swapped;
     void (*round_bf16)(uint16_t *dst, const float *src, int n);
     void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
                         int kp, int j0, int j1);
 };
+
+/*
+ * Whether a linear_bf16 kernel gives the reference's bits on one product of awkward shape;
+ * swapped: it takes x and w with pairs swapped (bf16_swapped). What a kernel whose
+ * instructions no test machine had must pass before its table takes it.
+ */
+bool jc_bf16_check(void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
+                                       const uint16_t *w, int kp, int j0, int j1),
+                   bool swapped);
 
 /* The reference table (scalar C, the oracle every other table is tested against). */
 extern const struct jc_kernels jc_kernels_ref;

@@ -31,6 +31,9 @@ void jc_linear_few_avx512(float *c, int ldc, const float *xt, int mp, int m, con
 void jc_linear_bf16_avx512(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
                            int kp, int j0, int j1);
 void jc_round_bf16_avx512(uint16_t *dst, const float *src, int n);
+/* AMX-BF16 (kernels/linear_bf16_amx.c): x and w with pairs swapped; see dispatch.c */
+void jc_linear_bf16_amx(float *c, int ldc, const uint16_t *x, int ldx, int m, const uint16_t *w,
+                        int kp, int j0, int j1);
 
 void jc_attention_avx2(const struct jc_attn_head *a, float *work);
 void jc_attention_avx512(const struct jc_attn_head *a, float *work);

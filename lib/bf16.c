@@ -60,6 +60,8 @@ static void pack_job(void *arg, int job, int thread)
         if (j0 + c < p->n) {
             /* past an odd k, row[k] stays the zero it was allocated as */
             jc_rt.kernels->round_bf16(row, p->w + (size_t)(j0 + c) * p->k, p->k);
+            if (jc_rt.kernels->bf16_swapped)
+                jc_bf16_swap_pairs(row, (size_t)p->kp / 2);
         } else {
             memset(row, 0, (size_t)p->kp * sizeof *row);
         }
@@ -112,6 +114,18 @@ static void start_rows(const struct bf16_run *r, int r0, int m, int j0, int j1)
     }
 }
 
+/* One row of x as the kernels take it: rounded, zero past an odd in, pairs as the table has them.
+ */
+static void round_row(uint16_t *xb, const float *x, int in, int kp)
+{
+    const struct jc_kernels *k = jc_rt.kernels;
+    k->round_bf16(xb, x, in);
+    if (kp > in)
+        xb[in] = 0;
+    if (k->bf16_swapped)
+        jc_bf16_swap_pairs(xb, (size_t)kp / 2);
+}
+
 /* Many rows: job j takes rows ROW_BLOCK j onwards through every column. */
 static void row_job(void *arg, int job, int thread)
 {
@@ -119,11 +133,8 @@ static void row_job(void *arg, int job, int thread)
     const struct jc_kernels *k = jc_rt.kernels;
     const int r0 = job * ROW_BLOCK, m = r->rows - r0 < ROW_BLOCK ? r->rows - r0 : ROW_BLOCK;
     uint16_t *xb = r->scratch + (size_t)thread * ROW_BLOCK * r->kp;
-    for (int i = 0; i < m; i++) {
-        k->round_bf16(xb + (size_t)i * r->kp, r->x + (size_t)(r0 + i) * r->in, r->in);
-        if (r->kp > r->in)
-            xb[(size_t)i * r->kp + r->in] = 0;
-    }
+    for (int i = 0; i < m; i++)
+        round_row(xb + (size_t)i * r->kp, r->x + (size_t)(r0 + i) * r->in, r->in, r->kp);
     start_rows(r, r0, m, 0, r->out);
     k->linear_bf16(r->y + (size_t)r0 * r->ldy, r->ldy, xb, r->kp, m, r->w, r->kp, 0, r->out);
 }
@@ -161,11 +172,8 @@ void jc_linear_bf16(const float *x, int rows, int in, const uint16_t *w, const f
     }
     /* at most a block of rows: rounded once, the columns split in panels across the pool */
     uint16_t *xb = r.scratch;
-    for (int i = 0; i < rows; i++) {
-        jc_rt.kernels->round_bf16(xb + (size_t)i * r.kp, x + (size_t)i * in, in);
-        if (r.kp > in)
-            xb[(size_t)i * r.kp + in] = 0;
-    }
+    for (int i = 0; i < rows; i++)
+        round_row(xb + (size_t)i * r.kp, x + (size_t)i * in, in, r.kp);
     r.xb = xb;
     const int panels = (out + JC_BF16_PANEL - 1) / JC_BF16_PANEL;
     const int jobs = panels < 4 * threads ? panels : 4 * threads;

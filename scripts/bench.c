@@ -40,6 +40,10 @@
  */
 #include "jclip.h"
 #include "compute.h"
+#include "kernels.h"
+#ifdef JC_X86_KERNELS
+#include "x86.h"
+#endif
 #include "photo.h"
 
 #include <cjson/cJSON.h>
@@ -208,7 +212,7 @@ static void sample_peak(void)
 static struct bench_row {
     const char *name, *unit, *note; /* note: after the columns, or NULL */
     double value, flops_per_s;      /* flops_per_s < 0: no efficiency to show */
-} rows[48];
+} rows[64];
 static int n_rows;
 
 static void row_note(const char *name, double value, const char *unit, double flops_per_s,
@@ -722,9 +726,12 @@ struct fp32_times {
 };
 
 static void bf16_rows(const char *dir, const float *pixels, const struct jc_model_info *in,
-                      const struct fp32_times *f)
+                      const struct fp32_times *f, const char *label)
 {
-    static char notes[6][96];
+    static char names[2][6][64], notes_[2][6][96];
+    static int call;
+    char(*name)[64] = names[call], (*notes)[96] = notes_[call];
+    call = (call + 1) % 2;
     const char *isa = jc_bf16_instructions();
     if (!isa) {
         snprintf(notes[0], sizeof notes[0],
@@ -734,6 +741,15 @@ static void bf16_rows(const char *dir, const float *pixels, const struct jc_mode
         row_note("bf16 (--precision bf16)", 0, NULL, -1, notes[0]);
         return;
     }
+    static const char *const what[] = {
+        "model load, both towers",
+        "images, batch 32, from pixels",
+        "captions (16 tokens), batch 256",
+        "captions (16 tokens), batch 1",
+        "one 8192-token text",
+    };
+    for (int i = 0; i < 5; i++)
+        snprintf(name[i], sizeof name[i], "%s: %s", label, what[i]);
     struct jc_model *m;
     if (jc_set_precision("bf16") != 0)
         die("bf16");
@@ -743,29 +759,53 @@ static void bf16_rows(const char *dir, const float *pixels, const struct jc_mode
     double load = now() - t0;
     const double fi = image_flops(&in->vision), fc = text_flops(&in->text, 16);
     snprintf(notes[0], sizeof notes[0], "%s; fp32 %.0f ms", isa, f->load * 1e3);
-    row_note("bf16: model load, both towers", load * 1e3, "ms", -1, notes[0]);
+    row_note(name[0], load * 1e3, "ms", -1, notes[0]);
     double t32 = time_images(m, pixels, 32, 4);
     snprintf(notes[1], sizeof notes[1], "%.2fx fp32 (target 1.7x)", f->t32 / t32);
-    row_note("bf16: images, batch 32, from pixels", 32 / t32, "images/s", 32 * fi / t32, notes[1]);
+    row_note(name[1], 32 / t32, "images/s", 32 * fi / t32, notes[1]);
     double c256 = time_texts(m, 256, 16, 4);
     snprintf(notes[2], sizeof notes[2], "%.2fx fp32 (target 1.7x)", f->c256 / c256);
-    row_note("bf16: captions (16 tokens), batch 256", 256 / c256, "captions/s", 256 * fc / c256,
-             notes[2]);
+    row_note(name[2], 256 / c256, "captions/s", 256 * fc / c256, notes[2]);
     double c1 = time_texts(m, 1, 16, 10);
     snprintf(notes[3], sizeof notes[3], "%.2f of fp32's time (target 0.65)", c1 / f->c1);
-    row_note("bf16: captions (16 tokens), batch 1", c1 * 1e3, "ms", fc / c1, notes[3]);
+    row_note(name[3], c1 * 1e3, "ms", fc / c1, notes[3]);
     jc_model_free(m);
     double t8k;
     long hwm_kb;
     long_text(dir, "bf16", &t8k, &hwm_kb);
     snprintf(notes[4], sizeof notes[4], "%.2fx fp32 (target 1.4x)", t8k > 0 ? f->t8k / t8k : 0);
-    row_note("bf16: one 8192-token text", t8k * 1e3, "ms",
-             t8k > 0 ? text_flops(&in->text, 8192) / t8k : 0, notes[4]);
+    row_note(name[4], t8k * 1e3, "ms", t8k > 0 ? text_flops(&in->text, 8192) / t8k : 0, notes[4]);
     snprintf(notes[5], sizeof notes[5], "%.2f of fp32's %.1f MB (target 0.6)",
              f->hwm_kb ? (double)hwm_kb / f->hwm_kb : 0, f->hwm_kb / 1024.0);
     row_note("  its peak RSS (VmHWM)", hwm_kb / 1024.0, "MB", -1, notes[5]);
     if (jc_set_precision("fp32") != 0)
         die("fp32");
+}
+
+/*
+ * Where the avx512 table took AMX tiles, the bf16 rows again on its AVX512-BF16 kernels: the
+ * table copied with them in place of the tiles (pairs no longer swapped, so only for models
+ * opened meanwhile), and JCLIP_AMX=0 for the long text's own process.
+ */
+static void bf16_rows_without_tiles(const char *dir, const float *pixels,
+                                    const struct jc_model_info *in, const struct fp32_times *f)
+{
+#ifdef JC_X86_KERNELS
+    const struct jc_kernels *was = jc_rt.kernels;
+    if (!was->bf16 || strcmp(was->bf16, "AMX-BF16"))
+        return;
+    struct jc_kernels t = *was;
+    t.bf16 = "AVX512-BF16";
+    t.bf16_swapped = false;
+    t.linear_bf16 = jc_linear_bf16_avx512;
+    jc_rt.kernels = &t;
+    setenv("JCLIP_AMX", "0", 1);
+    bf16_rows(dir, pixels, in, f, "bf16 without AMX");
+    unsetenv("JCLIP_AMX");
+    jc_rt.kernels = was;
+#else
+    (void)dir, (void)pixels, (void)in, (void)f;
+#endif
 }
 
 int main(int argc, char **argv)
@@ -917,7 +957,8 @@ int main(int argc, char **argv)
              in.text.params * 4 / 1048576.0);
     row_note("  its peak RSS (VmHWM)", hwm_kb / 1024.0, "MB", -1, rss_note);
     const struct fp32_times f32 = {load, t32, c256, c1, t8k, hwm_kb};
-    bf16_rows(dir, pixels, &in, &f32);
+    bf16_rows(dir, pixels, &in, &f32, "bf16");
+    bf16_rows_without_tiles(dir, pixels, &in, &f32);
     free(pixels);
 
     /* Whole processes: end to end from JPEG files, and start-up to first caption. */

@@ -32,8 +32,9 @@ static jmp_buf mc_failed;
         if (!(c))                                                                                  \
             fail_msg("%s", #c);                                                                    \
     } while (0)
-#define assert_null(p)                assert_true((p) == NULL)
-#define assert_non_null(p)            assert_true((p) != NULL)
+#define assert_false(c)               assert_true(!(c))
+#define assert_null(p)                assert_true(!(p))
+#define assert_non_null(p)            assert_true(p)
 #define assert_int_equal(a, b)        assert_true((a) == (b))
 #define assert_float_equal(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
 

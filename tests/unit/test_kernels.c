@@ -10,6 +10,9 @@
 
 #include "bf16.h"
 #include "kernels.h"
+#ifdef JC_X86_KERNELS
+#include "x86.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -524,6 +527,7 @@ static const int bf_ks[] = {1, 2, 3, 17, 40, 127};
 struct bf_case {
     float *x, *w, *c0, *c; /* x [m, k], w [n, k], c [m, ldc] */
     uint16_t *xb, *wp;     /* x rounded, rows kp apart; w packed */
+    uint16_t *xs, *ws;     /* the same with pairs swapped (bf16_swapped tables) */
     int m, n, k, kp, ldc;
 };
 
@@ -540,7 +544,9 @@ static void bf_init(struct bf_case *f, int m, int n, int k)
     f->c = malloc((size_t)m * f->ldc * sizeof *f->c);
     f->xb = calloc((size_t)m * f->kp, sizeof *f->xb);
     f->wp = calloc(jc_bf16_packed_elems(n, k), sizeof *f->wp);
-    assert_non_null(f->x && f->w && f->c0 && f->c && f->xb && f->wp);
+    f->xs = malloc((size_t)m * f->kp * sizeof *f->xs);
+    f->ws = malloc(jc_bf16_packed_elems(n, k) * sizeof *f->ws);
+    assert_non_null(f->x && f->w && f->c0 && f->c && f->xb && f->wp && f->xs && f->ws);
     fill(f->x, m * k, -2, 2);
     fill(f->w, n * k, -1, 1);
     fill(f->c0, m * f->ldc, -8, 8);
@@ -549,6 +555,10 @@ static void bf_init(struct bf_case *f, int m, int n, int k)
     for (int j = 0; j < n; j++)
         for (int kk = 0; kk < k; kk++)
             f->wp[jc_bf16_at(j, kk / 2, kk % 2, f->kp)] = jc_bf16_round(f->w[(size_t)j * k + kk]);
+    memcpy(f->xs, f->xb, (size_t)m * f->kp * sizeof *f->xs);
+    memcpy(f->ws, f->wp, jc_bf16_packed_elems(n, k) * sizeof *f->ws);
+    jc_bf16_swap_pairs(f->xs, (size_t)m * f->kp / 2);
+    jc_bf16_swap_pairs(f->ws, jc_bf16_packed_elems(n, k) / 2);
 }
 
 static void bf_free(struct bf_case *f)
@@ -559,12 +569,21 @@ static void bf_free(struct bf_case *f)
     free(f->c);
     free(f->xb);
     free(f->wp);
+    free(f->xs);
+    free(f->ws);
+}
+
+/* k's linear_bf16 on columns j0 .. j1 of f, onto out, with the pairs as k takes them. */
+static void bf_call(const struct jc_kernels *k, struct bf_case *f, float *out, int j0, int j1)
+{
+    k->linear_bf16(out, f->ldc, k->bf16_swapped ? f->xs : f->xb, f->kp, f->m,
+                   k->bf16_swapped ? f->ws : f->wp, f->kp, j0, j1);
 }
 
 static void bf_run(const struct jc_kernels *k, struct bf_case *f, float *out, int j0, int j1)
 {
     memcpy(out, f->c0, (size_t)f->m * f->ldc * sizeof *out);
-    k->linear_bf16(out, f->ldc, f->xb, f->kp, f->m, f->wp, f->kp, j0, j1);
+    bf_call(k, f, out, j0, j1);
 }
 
 static const float bf_edge[] = {0.0f,
@@ -634,8 +653,8 @@ static void check_bf16(const struct jc_kernels *k, const char *isa)
                              f.n, f.k);
                 const int mid = f.n > 16 ? 16 : 0;
                 memcpy(f.c, f.c0, (size_t)f.m * f.ldc * sizeof *want);
-                k->linear_bf16(f.c, f.ldc, f.xb, f.kp, f.m, f.wp, f.kp, 0, mid);
-                k->linear_bf16(f.c, f.ldc, f.xb, f.kp, f.m, f.wp, f.kp, mid, f.n);
+                bf_call(k, &f, f.c, 0, mid);
+                bf_call(k, &f, f.c, mid, f.n);
                 if (memcmp(f.c, want, (size_t)f.m * f.ldc * sizeof *want))
                     fail_msg("%s linear_bf16 m=%d n=%d k=%d: columns in two calls differ", isa, f.m,
                              f.n, f.k);
@@ -652,14 +671,54 @@ void jc_linear_bf16_avx512_emulated(float *c, int ldc, const uint16_t *x, int ld
                                     const uint16_t *w, int kp, int j0, int j1);
 void jc_round_bf16_avx512_emulated(uint16_t *dst, const float *src, int n);
 
-static void test_bf16_avx512_emulated(void **state)
+/* The reference table with these bf16 kernels (round_bf16 the reference's when NULL), checked. */
+static void check_bf16_kernels(const char *isa, void (*round_bf16)(uint16_t *, const float *, int),
+                               void (*linear_bf16)(float *, int, const uint16_t *, int, int,
+                                                   const uint16_t *, int, int, int),
+                               bool swapped)
 {
     struct jc_kernels k = jc_kernels_ref;
+    k.bf16 = isa;
+    k.round_bf16 = round_bf16 ? round_bf16 : k.round_bf16;
+    k.linear_bf16 = linear_bf16;
+    k.bf16_swapped = swapped;
+    check_bf16(&k, isa);
+}
+
+static void test_bf16_avx512_emulated(void **state)
+{
     (void)state;
-    k.bf16 = "AVX512-BF16, emulated";
-    k.round_bf16 = jc_round_bf16_avx512_emulated;
-    k.linear_bf16 = jc_linear_bf16_avx512_emulated;
-    check_bf16(&k, "emulated avx512-bf16");
+    check_bf16_kernels("emulated avx512-bf16", jc_round_bf16_avx512_emulated,
+                       jc_linear_bf16_avx512_emulated, false);
+}
+
+/* Where the avx512 table took AMX tiles, its AVX512-BF16 kernels natively as well. */
+static void test_bf16_avx512_beside_amx(void **state)
+{
+    (void)state;
+#ifdef JC_X86_KERNELS
+    const struct jc_kernels *t = jc_kernels_select("avx512");
+    if (!t || !jc_cpu()->avx512bf16 || t->linear_bf16 == jc_linear_bf16_avx512) {
+        printf("avx512 table without AMX tiles here: nothing beside them to check\n");
+        return;
+    }
+    check_bf16_kernels("avx512-bf16 beside amx", jc_round_bf16_avx512, jc_linear_bf16_avx512,
+                       false);
+#endif
+}
+
+/* The AMX kernel likewise, against tests/unit/amx_emu.h, on pairs swapped as it takes them. */
+void jc_linear_bf16_amx_emulated(float *c, int ldc, const uint16_t *x, int ldx, int m,
+                                 const uint16_t *w, int kp, int j0, int j1);
+
+static void test_bf16_amx_emulated(void **state)
+{
+    (void)state;
+    check_bf16_kernels("emulated amx-bf16", NULL, jc_linear_bf16_amx_emulated, true);
+    /* the check dispatch.c makes before it takes the AMX kernel, which must be able to fail */
+    assert_true(jc_bf16_check(jc_linear_bf16_amx_emulated, true));
+    assert_false(jc_bf16_check(jc_linear_bf16_amx_emulated, false));
+    assert_true(jc_bf16_check(jc_linear_bf16_avx512_emulated, false));
 }
 
 /* bf16 of f written out from its bits, the nearer of the two bf16 around it, ties to even. */
@@ -843,6 +902,8 @@ int main(void)
         cmocka_unit_test(test_bf16_round),
         cmocka_unit_test(test_bf16_reference),
         cmocka_unit_test(test_bf16_avx512_emulated),
+        cmocka_unit_test(test_bf16_amx_emulated),
+        cmocka_unit_test(test_bf16_avx512_beside_amx),
         cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_rope_pool_reference),
         cmocka_unit_test(test_tables),

@@ -10,6 +10,7 @@
 
 #include "compute.h"
 #include "bf16.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -225,7 +226,8 @@ static void test_dot_matrix(void **state)
 
 /*
  * jc_bf16_pack against the layout bf16.h states, element by element: every value rounded
- * by jc_bf16_round in its place, zeros past n and past an odd k; shapes around a panel and
+ * by jc_bf16_round in its place (pairs swapped for a table that takes them so), zeros past
+ * n and past an odd k; shapes around a panel and
  * a pair, denormals and a NaN among the values.
  */
 static void test_bf16_pack(void **state)
@@ -247,7 +249,8 @@ static void test_bf16_pack(void **state)
                 for (int kk = 0; kk < kp; kk++) {
                     const uint16_t want =
                         j < n && kk < k ? jc_bf16_round(w[(size_t)j * k + kk]) : 0;
-                    const uint16_t got = p[jc_bf16_at(j, kk / 2, kk % 2, kp)];
+                    const int e = jc_runtime()->kernels->bf16_swapped ? 1 - kk % 2 : kk % 2;
+                    const uint16_t got = p[jc_bf16_at(j, kk / 2, e, kp)];
                     if (got != want)
                         fail_msg("bf16 pack n=%d k=%d: column %d, k %d is 0x%04x, want 0x%04x", n,
                                  k, j, kk, got, want);
@@ -257,12 +260,65 @@ static void test_bf16_pack(void **state)
         }
 }
 
+/*
+ * The swapped pairs a table like AMX's takes, through the library: the same matrices packed
+ * and run on a reference table and on the AMX kernel built against tests/unit/amx_emu.h
+ * (pairs swapped in the packing and in x's rows) give the same bits, for few rows (columns
+ * split) and many (rows split).
+ */
+void jc_linear_bf16_amx_emulated(float *c, int ldc, const uint16_t *x, int ldx, int m,
+                                 const uint16_t *w, int kp, int j0, int j1);
+
+static void test_bf16_swapped(void **state)
+{
+    static const int rows[] = {1, 17, 33, 100}, ins[] = {77, 128}, outs[] = {40, 100};
+    const struct jc_kernels *was = jc_runtime()->kernels;
+    struct jc_kernels amx = jc_kernels_ref;
+    (void)state;
+    amx.bf16_swapped = true;
+    amx.linear_bf16 = jc_linear_bf16_amx_emulated;
+    for (size_t a = 0; a < sizeof rows / sizeof *rows; a++)
+        for (size_t b = 0; b < sizeof ins / sizeof *ins; b++)
+            for (size_t d = 0; d < sizeof outs / sizeof *outs; d++) {
+                const int m = rows[a], in = ins[b], out = outs[d];
+                float *x = malloc((size_t)m * in * sizeof *x), *w = malloc((size_t)out * in * 4);
+                float *bias = malloc((size_t)out * sizeof *bias);
+                float *y[2], *scratch = malloc(jc_linear_bf16_scratch(in) * sizeof *scratch);
+                assert_non_null(x && w && bias && scratch);
+                for (int i = 0; i < m * in; i++)
+                    x[i] = uniform();
+                for (int i = 0; i < out * in; i++)
+                    w[i] = uniform();
+                for (int i = 0; i < out; i++)
+                    bias[i] = uniform();
+                for (int t = 0; t < 2; t++) {
+                    jc_rt.kernels = t ? &amx : &jc_kernels_ref;
+                    uint16_t *p = jc_bf16_pack(w, out, in, "the test matrix");
+                    y[t] = malloc((size_t)m * out * sizeof *y[t]);
+                    assert_non_null(p && y[t]);
+                    jc_linear_bf16(x, m, in, p, bias, out, y[t], out, false, scratch);
+                    free(p);
+                }
+                jc_rt.kernels = was;
+                if (memcmp(y[0], y[1], (size_t)m * out * sizeof *y[0]))
+                    fail_msg("bf16 rows=%d in=%d out=%d: pairs swapped give other bits", m, in,
+                             out);
+                free(x);
+                free(w);
+                free(bias);
+                free(scratch);
+                free(y[0]);
+                free(y[1]);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_shapes),
         cmocka_unit_test(test_dot_matrix),
         cmocka_unit_test(test_bf16_pack),
+        cmocka_unit_test(test_bf16_swapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
