@@ -58,8 +58,9 @@ static void pack_job(void *arg, int job, int thread)
     for (int c = 0; c < JC_BF16_PANEL; c++) {
         uint16_t *dst = panel + 2 * c;
         if (j0 + c < p->n) {
-            /* past an odd k, row[k] stays the zero it was allocated as */
             jc_rt.kernels->round_bf16(row, p->w + (size_t)(j0 + c) * p->k, p->k);
+            if (p->kp > p->k)
+                row[p->k] = 0; /* the last pair of an odd k */
             if (jc_rt.kernels->bf16_swapped)
                 jc_bf16_swap_pairs(row, (size_t)p->kp / 2);
         } else {

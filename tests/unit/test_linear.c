@@ -226,38 +226,44 @@ static void test_dot_matrix(void **state)
 
 /*
  * jc_bf16_pack against the layout bf16.h states, element by element: every value rounded
- * by jc_bf16_round in its place (pairs swapped for a table that takes them so), zeros past
- * n and past an odd k; shapes around a panel and
- * a pair, denormals and a NaN among the values.
+ * by jc_bf16_round in its place, on the table in use and on one that takes pairs swapped, zeros
+ * past n and past an odd k; shapes around a panel and a pair, denormals and a NaN among the values.
  */
 static void test_bf16_pack(void **state)
 {
     static const int ns[] = {1, 15, 16, 17, 100, 2304}, ks[] = {1, 2, 3, 17, 127, 768};
+    const struct jc_kernels *was = jc_runtime()->kernels;
+    struct jc_kernels swapped = jc_kernels_ref;
     (void)state;
-    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
-        for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
-            const int n = ns[a], k = ks[b], kp = jc_bf16_kp(k);
-            float *w = malloc((size_t)n * k * sizeof *w);
-            assert_non_null(w);
-            for (size_t i = 0; i < (size_t)n * k; i++)
-                w[i] = uniform() * (i % 7 == 3 ? 1e-39f : 1.0f);
-            w[(size_t)n * k / 2] = NAN;
-            uint16_t *p = jc_bf16_pack(w, n, k, "the test matrix");
-            assert_non_null(p);
-            const int np = (n + JC_BF16_PANEL - 1) / JC_BF16_PANEL * JC_BF16_PANEL;
-            for (int j = 0; j < np; j++)
-                for (int kk = 0; kk < kp; kk++) {
-                    const uint16_t want =
-                        j < n && kk < k ? jc_bf16_round(w[(size_t)j * k + kk]) : 0;
-                    const int e = jc_runtime()->kernels->bf16_swapped ? 1 - kk % 2 : kk % 2;
-                    const uint16_t got = p[jc_bf16_at(j, kk / 2, e, kp)];
-                    if (got != want)
-                        fail_msg("bf16 pack n=%d k=%d: column %d, k %d is 0x%04x, want 0x%04x", n,
-                                 k, j, kk, got, want);
-                }
-            free(p);
-            free(w);
-        }
+    swapped.bf16_swapped = true;
+    for (int t = 0; t < 2; t++)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+                jc_rt.kernels = t ? &swapped : was;
+                const int n = ns[a], k = ks[b], kp = jc_bf16_kp(k);
+                float *w = malloc((size_t)n * k * sizeof *w);
+                assert_non_null(w);
+                for (size_t i = 0; i < (size_t)n * k; i++)
+                    w[i] = uniform() * (i % 7 == 3 ? 1e-39f : 1.0f);
+                w[(size_t)n * k / 2] = NAN;
+                uint16_t *p = jc_bf16_pack(w, n, k, "the test matrix");
+                assert_non_null(p);
+                const int np = (n + JC_BF16_PANEL - 1) / JC_BF16_PANEL * JC_BF16_PANEL;
+                for (int j = 0; j < np; j++)
+                    for (int kk = 0; kk < kp; kk++) {
+                        const uint16_t want =
+                            j < n && kk < k ? jc_bf16_round(w[(size_t)j * k + kk]) : 0;
+                        const int e = jc_rt.kernels->bf16_swapped ? 1 - kk % 2 : kk % 2;
+                        const uint16_t got = p[jc_bf16_at(j, kk / 2, e, kp)];
+                        if (got != want)
+                            fail_msg(
+                                "bf16 pack%s n=%d k=%d: column %d, k %d is 0x%04x, want 0x%04x",
+                                t ? ", pairs swapped," : "", n, k, j, kk, got, want);
+                    }
+                jc_rt.kernels = was;
+                free(p);
+                free(w);
+            }
 }
 
 /*
