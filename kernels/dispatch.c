@@ -2,6 +2,7 @@
 #include "ref.h"
 #include "bf16.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -107,22 +108,36 @@ const struct jc_cpu *jc_cpu(void)
 }
 
 /*
- * Whether a bf16 kernel gives the reference's bits on one product of awkward shape (rows
- * past a tile of 16, pairs past a block of 16, an odd K, columns past a panel and a pair of
- * panels); swapped: it takes pairs swapped. The AMX kernel is taken only where it does.
+ * Whether bf16 kernels give the reference's bits: round_bf16 (unless NULL) on values that
+ * round every way (ties, denormals, the largest, infinities, a NaN), then linear_bf16 on
+ * one product of awkward shape (rows past a tile of 16, pairs past a block of 16, an odd K,
+ * columns past a panel and a pair of panels); swapped: it takes pairs swapped. A table takes
+ * kernels whose instructions no test machine had only where they do.
  */
-bool jc_bf16_check(void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
+bool jc_bf16_check(void (*round_bf16)(uint16_t *dst, const float *src, int n),
+                   void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
                                        const uint16_t *w, int kp, int j0, int j1),
                    bool swapped)
 {
-    enum { M = 19, N = 40, K = 77, KP = 78, NP = 48 };
+    enum { M = 19, N = 40, K = 77, KP = 78, NP = 48, E = 12 };
+    static const float edge[E] = {1.00390625f, 1.005859375f, -1.0029296875f,  0x1p-127f,
+                                  -0x1p-140f,  0x1p-126f,    0x1.fffffep127f, 0x1.ff0000p127f,
+                                  -INFINITY,   NAN,          -0.0f,           3.14159265f};
     static uint16_t x[M * KP], xs[M * KP], w[NP * KP], ws[NP * KP];
-    static float want[M * N], got[M * N];
+    static float xf[M * KP], want[M * N], got[M * N];
     uint32_t seed = 12345;
     for (int i = 0; i < M * KP; i++) {
         seed = seed * 1664525u + 1013904223u;
-        x[i] = i % KP < K ? jc_bf16_round((float)(int32_t)seed * 0x1p-31f) : 0;
+        xf[i] = i < E ? edge[i] : (float)(int32_t)seed * 0x1p-31f;
+        x[i] = jc_bf16_round(xf[i]);
     }
+    if (round_bf16) {
+        round_bf16(xs, xf, M * KP);
+        if (memcmp(xs, x, sizeof x))
+            return false;
+    }
+    for (int i = 0; i < M * KP; i++) /* finite operands for the product */
+        x[i] = i % KP < K && i >= E ? x[i] : 0;
     for (int j = 0; j < NP; j++)
         for (int k = 0; k < KP; k++) {
             seed = seed * 1664525u + 1013904223u;
@@ -187,14 +202,14 @@ static void init_tables(void)
     table_avx512.rope = jc_rope_avx512;
     table_avx512.mean_pool = jc_mean_pool_avx512;
     table_avx512.linear_few = jc_linear_few_avx512;
-    if (jc_cpu()->avx512bf16) {
+    if (jc_cpu()->avx512bf16 && jc_bf16_check(jc_round_bf16_avx512, jc_linear_bf16_avx512, false)) {
         table_avx512.bf16 = "AVX512-BF16";
         table_avx512.round_bf16 = jc_round_bf16_avx512;
         table_avx512.linear_bf16 = jc_linear_bf16_avx512;
         /* tiles where the OS gives them and they give the contract's bits (JCLIP_AMX=0: not) */
         const char *amx = getenv("JCLIP_AMX");
         if (jc_cpu()->amx_bf16 && !(amx && !strcmp(amx, "0")) && amx_permitted() &&
-            jc_bf16_check(jc_linear_bf16_amx, true)) {
+            jc_bf16_check(NULL, jc_linear_bf16_amx, true)) {
             table_avx512.bf16 = "AMX-BF16";
             table_avx512.linear_bf16 = jc_linear_bf16_amx;
             table_avx512.bf16_swapped = true;

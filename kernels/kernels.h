@@ -127,11 +127,13 @@ struct jc_kernels {
 };
 
 /*
- * Whether a linear_bf16 kernel gives the reference's bits on one product of awkward shape;
- * swapped: it takes x and w with pairs swapped (bf16_swapped). What a kernel whose
- * instructions no test machine had must pass before its table takes it.
+ * Whether bf16 kernels give the reference's bits: round_bf16 (unless NULL) on values that
+ * round every way, and linear_bf16 on one product of awkward shape; swapped: linear_bf16
+ * takes x and w with pairs swapped (bf16_swapped). What kernels whose instructions no test
+ * machine had must pass before a table takes them.
  */
-bool jc_bf16_check(void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
+bool jc_bf16_check(void (*round_bf16)(uint16_t *dst, const float *src, int n),
+                   void (*linear_bf16)(float *c, int ldc, const uint16_t *x, int ldx, int m,
                                        const uint16_t *w, int kp, int j0, int j1),
                    bool swapped);
 

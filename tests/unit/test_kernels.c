@@ -711,14 +711,28 @@ static void test_bf16_avx512_beside_amx(void **state)
 void jc_linear_bf16_amx_emulated(float *c, int ldc, const uint16_t *x, int ldx, int m,
                                  const uint16_t *w, int kp, int j0, int j1);
 
+/* Rounding by truncation: what jc_bf16_check must refuse. */
+static void truncate_bf16(uint16_t *dst, const float *src, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        dst[i] = (uint16_t)(u >> 16);
+    }
+}
+
 static void test_bf16_amx_emulated(void **state)
 {
     (void)state;
     check_bf16_kernels("emulated amx-bf16", NULL, jc_linear_bf16_amx_emulated, true);
     /* the check dispatch.c makes before it takes the AMX kernel, which must be able to fail */
-    assert_true(jc_bf16_check(jc_linear_bf16_amx_emulated, true));
-    assert_false(jc_bf16_check(jc_linear_bf16_amx_emulated, false));
-    assert_true(jc_bf16_check(jc_linear_bf16_avx512_emulated, false));
+    assert_true(jc_bf16_check(NULL, jc_linear_bf16_amx_emulated, true));
+    assert_false(jc_bf16_check(NULL, jc_linear_bf16_amx_emulated, false));
+    assert_true(
+        jc_bf16_check(jc_round_bf16_avx512_emulated, jc_linear_bf16_avx512_emulated, false));
+    assert_false(
+        jc_bf16_check(jc_round_bf16_avx512_emulated, jc_linear_bf16_avx512_emulated, true));
+    assert_false(jc_bf16_check(truncate_bf16, jc_linear_bf16_avx512_emulated, false));
 }
 
 /* bf16 of f written out from its bits, the nearer of the two bf16 around it, ties to even. */
