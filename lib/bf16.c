@@ -38,6 +38,20 @@ const char *jc_bf16_instructions(void)
     return jc_runtime()->kernels->bf16;
 }
 
+/*
+ * One row of x, or one column of w, as the kernels take it: rounded, zero past an odd in,
+ * pairs as the table has them.
+ */
+static void round_row(uint16_t *xb, const float *x, int in, int kp)
+{
+    const struct jc_kernels *k = jc_rt.kernels;
+    k->round_bf16(xb, x, in);
+    if (kp > in)
+        xb[in] = 0;
+    if (k->bf16_swapped)
+        jc_bf16_swap_pairs(xb, (size_t)kp / 2);
+}
+
 struct pack_run {
     uint16_t *dst, *rows; /* rows: a column rounded, kp values, per thread */
     const float *w;
@@ -57,15 +71,10 @@ static void pack_job(void *arg, int job, int thread)
     uint16_t *row = p->rows + (size_t)thread * p->kp;
     for (int c = 0; c < JC_BF16_PANEL; c++) {
         uint16_t *dst = panel + 2 * c;
-        if (j0 + c < p->n) {
-            jc_rt.kernels->round_bf16(row, p->w + (size_t)(j0 + c) * p->k, p->k);
-            if (p->kp > p->k)
-                row[p->k] = 0; /* the last pair of an odd k */
-            if (jc_rt.kernels->bf16_swapped)
-                jc_bf16_swap_pairs(row, (size_t)p->kp / 2);
-        } else {
+        if (j0 + c < p->n)
+            round_row(row, p->w + (size_t)(j0 + c) * p->k, p->k, p->kp);
+        else
             memset(row, 0, (size_t)p->kp * sizeof *row);
-        }
         for (int q = 0; q < p->kp / 2; q++)
             memcpy(dst + (size_t)q * 2 * JC_BF16_PANEL, row + 2 * q, 2 * sizeof *row);
     }
@@ -113,18 +122,6 @@ static void start_rows(const struct bf16_run *r, int r0, int m, int j0, int j1)
         for (int j = j0; j < j1; j++)
             y[j] = (r->acc ? y[j] : 0) + (r->b ? r->b[j] : 0);
     }
-}
-
-/* One row of x as the kernels take it: rounded, zero past an odd in, pairs as the table has them.
- */
-static void round_row(uint16_t *xb, const float *x, int in, int kp)
-{
-    const struct jc_kernels *k = jc_rt.kernels;
-    k->round_bf16(xb, x, in);
-    if (kp > in)
-        xb[in] = 0;
-    if (k->bf16_swapped)
-        jc_bf16_swap_pairs(xb, (size_t)kp / 2);
 }
 
 /* Many rows: job j takes rows ROW_BLOCK j onwards through every column. */
