@@ -134,7 +134,10 @@ const char *jc_isa_name(void);
 /* How many kernels of the table in use replace the scalar reference ones. */
 int jc_isa_specialised(void);
 
-/* Fails with JC_EINVAL when $JCLIP_ISA names a table that is unknown or cannot run here. */
+/*
+ * Fails with JC_EINVAL when $JCLIP_ISA names a table that is unknown or cannot run here, or
+ * $JCLIP_AMX is other than 0, 1 or empty.
+ */
 int jc_isa_check(void);
 
 /* ---- precision ------------------------------------------------------------------------ */

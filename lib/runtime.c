@@ -43,7 +43,9 @@ const char *jc_isa_name(void)
 
 int jc_isa_check(void)
 {
-    const char *want = getenv("JCLIP_ISA");
+    const char *want = getenv("JCLIP_ISA"), *amx = getenv("JCLIP_AMX");
+    if (amx && *amx && strcmp(amx, "0") && strcmp(amx, "1"))
+        return jc_fail(JC_EINVAL, "JCLIP_AMX=%s: unknown (use 0 or 1)", amx);
     if (!want || !*want)
         return 0;
     if (!jc_kernels_select(want)) {

@@ -84,6 +84,20 @@ load helper
     [ "$stderr" = "jclip info: JCLIP_ISA=sse9: unknown (use ref, avx2, avx512 or neon)" ]
 }
 
+@test "JCLIP_AMX=0 or 1 changes no fp32 output; any other value is an error" {
+    want=$("$JCLIP" embed-text -m "$MODEL" "a photo of a cat")
+    for v in 0 1 ""; do
+        JCLIP_AMX=$v run --separate-stderr "$JCLIP" embed-text -m "$MODEL" "a photo of a cat"
+        [ "$status" -eq 0 ]
+        [ "$stderr" = "" ]
+        [ "$output" = "$want" ]
+    done
+    JCLIP_AMX=yes run --separate-stderr "$JCLIP" info -m "$MODEL"
+    [ "$status" -eq 1 ]
+    [ "$output" = "" ]
+    [ "$stderr" = "jclip info: JCLIP_AMX=yes: unknown (use 0 or 1)" ]
+}
+
 @test "the ref kernels and the selected ones agree within tolerance" {
     a=$(JCLIP_ISA=ref "$JCLIP" embed-text -m "$MODEL" "a photo of a cat")
     b=$("$JCLIP" embed-text -m "$MODEL" "a photo of a cat")
